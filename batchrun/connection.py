@@ -1,0 +1,64 @@
+"""Finds the Redis to talk to: the configured URL, or the embedded server in the state folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from batchrun.config import Settings
+from batchrun.embedded import EmbeddedServer
+from batchrun.errors import RedisUnavailable
+
+SOCKET_TIMEOUT_S = 10.0
+
+
+def client_for(url: str) -> redis.Redis:
+    """A client that retries briefly on dropped connections; our scripts are safe to repeat."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=5.0,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3),
+    )
+
+
+@dataclass
+class Connection:
+    url: str
+    client: redis.Redis
+    server: EmbeddedServer | None = field(default=None)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.server is not None:
+            self.server.release()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(settings: Settings, *, owner_only: bool = False) -> Connection:
+    """Connect to settings.redis_url, or run the embedded server when none is set.
+
+    owner_only is for the supervisor: it runs the embedded server itself for as
+    long as it lives, instead of borrowing one started by a short CLI command.
+    """
+    server = None
+    url = settings.redis_url
+    if not url:
+        server = EmbeddedServer(settings.state_dir, appendfsync=settings.appendfsync)
+        url = server.acquire(owner_only=owner_only)
+    client = client_for(url)
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        client.close()
+        if server is not None:
+            server.release()
+        raise RedisUnavailable(f"cannot reach Redis at {url}: {exc}") from exc
+    return Connection(url, client, server)

@@ -1,0 +1,93 @@
+"""One exception tree for batchrun, and the exit codes the CLI maps it to.
+
+Everything batchrun raises on purpose derives from BatchrunError, so a caller
+can catch one type; redis-py's connection errors are translated at the broker
+boundary into RedisUnavailable so users never see a stack trace for "Redis is
+down".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the `batchrun` command, named so scripts can rely on them."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    CONFIG = 3
+    REDIS = 4
+    NOT_FOUND = 5
+    ALREADY_RUNNING = 6
+    WORKER_BOOT = 7
+
+
+class BatchrunError(Exception):
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+@dataclass
+class Location:
+    """Where in a YAML file a problem is: the file, the line and the field path."""
+
+    file: Path | str
+    line: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        text = str(self.file)
+        if self.line is not None:
+            text += f":{self.line}"
+        if self.field:
+            text += f": {self.field}"
+        return text
+
+
+class ConfigError(BatchrunError):
+    """A configuration or job-definition file is invalid; the message names file, line and field."""
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, message: str, location: Location | None = None) -> None:
+        self.location = location
+        self.reason = message
+        super().__init__(f"{location}: {message}" if location else message)
+
+
+class ConfigErrors(ConfigError):
+    """Several invalid files at once, so a user fixes them all in one pass."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        BatchrunError.__init__(self, "\n".join(str(e) for e in errors))
+        self.location = None
+        self.reason = str(self)
+
+
+class SubmitError(BatchrunError):
+    """A submit was refused (unknown job, bad parameters, oversized payload); nothing was written."""
+
+    exit_code = ExitCode.USAGE
+
+
+class JobNotFound(BatchrunError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class RedisUnavailable(BatchrunError):
+    exit_code = ExitCode.REDIS
+
+
+class EmbeddedServerError(RedisUnavailable):
+    """The embedded Valkey server could not be started or reached."""
+
+
+class AlreadyRunning(BatchrunError):
+    exit_code = ExitCode.ALREADY_RUNNING
+
+
+class WorkerBootFailed(BatchrunError):
+    exit_code = ExitCode.WORKER_BOOT

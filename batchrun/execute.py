@@ -1,0 +1,95 @@
+"""Runs one job's code: a Python handler in this process, or a command as a child process.
+
+Only callables named by job definitions can be reached, so a message in Redis
+never decides what code is imported. Handlers are imported when the worker
+boots, so a broken module stops the supervisor at start-up instead of failing
+jobs one by one.
+"""
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from batchrun.errors import ConfigError, Location
+from batchrun.registry import JobDefinition, Registry
+
+OUTPUT_TAIL_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    result_json: bytes = b"null"
+    error: str = ""
+    traceback: str = ""
+
+
+def resolve(definition: JobDefinition) -> Callable[..., Any]:
+    module_name, _, attr = (definition.handler or "").partition(":")
+    where = Location(definition.source, None, "handler")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"cannot import {module_name!r}: {exc!r}", where) from exc
+    func = getattr(module, attr, None)
+    if not callable(func):
+        raise ConfigError(f"{module_name!r} has no callable {attr!r}", where)
+    return func
+
+
+class Executor:
+    def __init__(self, registry: Registry, project_dir: Path) -> None:
+        self.registry = registry
+        self.project_dir = project_dir
+        self.handlers: dict[str, Callable[..., Any]] = {}
+
+    def load_handlers(self) -> None:
+        """Import every handler now, with the project folder first on sys.path."""
+        if str(self.project_dir) not in sys.path:
+            sys.path.insert(0, str(self.project_dir))
+        for name, definition in self.registry.definitions.items():
+            if definition.handler:
+                self.handlers[name] = resolve(definition)
+
+    def run(self, definition: JobDefinition, params: Mapping[str, Any]) -> Outcome:
+        if definition.command:
+            return self._run_command(definition, params)
+        try:
+            value = self.handlers[definition.name](**params)
+        except BaseException as exc:  # a handler's sys.exit() must not end the worker
+            return Outcome(False, error=_describe(exc), traceback=traceback.format_exc())
+        return _encode(value)
+
+    def _run_command(self, definition: JobDefinition, params: Mapping[str, Any]) -> Outcome:
+        argv = definition.render_command(params)
+        try:
+            proc = subprocess.run(argv, cwd=self.project_dir, capture_output=True, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            return Outcome(False, error=f"cannot run {argv[0]!r}: {exc}")
+        stdout = _tail(proc.stdout)
+        if proc.returncode != 0:
+            return Outcome(False, error=f"command exited with code {proc.returncode}", traceback=_tail(proc.stderr))
+        return _encode({"exit_code": 0, "stdout": stdout})
+
+
+def _encode(value: Any) -> Outcome:
+    try:
+        return Outcome(True, result_json=orjson.dumps(value))
+    except TypeError as exc:
+        return Outcome(False, error=f"result is not JSON-serialisable: {exc}")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _tail(data: bytes) -> str:
+    return data[-OUTPUT_TAIL_BYTES:].decode("utf-8", "replace")

@@ -1,0 +1,59 @@
+"""Every Redis key name batchrun uses is built here, and only here.
+
+All keys of one namespace share the hash tag `{ns}`, so they live in one Redis
+Cluster slot and every Lua script stays cluster-safe. Scripts that must derive
+a key from a value (a job's hash from its id, a queue from a job's record) use
+the prefixes below, which stay inside that hash tag.
+
+    batchrun:{ns}:queue:<name>        list of job ids waiting, oldest at the left
+    batchrun:{ns}:job:<id>            hash: one job's definition name, params and state
+    batchrun:{ns}:processing:<wid>    list of job ids a worker has taken (its in-flight jobs)
+    batchrun:{ns}:worker:<wid>        hash with TTL: a worker's heartbeat
+    batchrun:{ns}:workers             set of worker ids that may own a processing list
+    batchrun:{ns}:dead                list of dead-lettered job ids, oldest at the left
+    batchrun:{ns}:wake                list of wake-up tokens that idle workers block on
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    namespace: str
+
+    @property
+    def prefix(self) -> str:
+        return f"batchrun:{{{self.namespace}}}:"
+
+    @property
+    def job_prefix(self) -> str:
+        return self.prefix + "job:"
+
+    @property
+    def queue_prefix(self) -> str:
+        return self.prefix + "queue:"
+
+    def queue(self, name: str) -> str:
+        return self.queue_prefix + name
+
+    def job(self, job_id: str) -> str:
+        return self.job_prefix + job_id
+
+    def processing(self, worker_id: str) -> str:
+        return self.prefix + "processing:" + worker_id
+
+    def worker(self, worker_id: str) -> str:
+        return self.prefix + "worker:" + worker_id
+
+    @property
+    def workers(self) -> str:
+        return self.prefix + "workers"
+
+    @property
+    def dead(self) -> str:
+        return self.prefix + "dead"
+
+    @property
+    def wake(self) -> str:
+        return self.prefix + "wake"

@@ -1,0 +1,38 @@
+"""Loads the Lua scripts in `lua/` and registers them with a Redis client.
+
+Each script is one atomic state change of a job; keeping them as files with a
+documented header (KEYS and ARGV) makes the headers the reference for how keys
+are used. redis-py's Script runs them with EVALSHA and reloads on NOSCRIPT, so
+a restarted Redis is handled transparently.
+"""
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import redis
+from redis.commands.core import Script
+
+NAMES = ("enqueue", "fetch", "ack", "fail", "bury", "register", "beat", "reclaim")
+
+
+@cache
+def source(name: str) -> str:
+    return resources.files("batchrun").joinpath("lua", f"{name}.lua").read_text()
+
+
+class Scripts:
+    """The registered scripts of one client, as attributes named after their files."""
+
+    enqueue: Script
+    fetch: Script
+    ack: Script
+    fail: Script
+    bury: Script
+    register: Script
+    beat: Script
+    reclaim: Script
+
+    def __init__(self, client: redis.Redis) -> None:
+        for name in NAMES:
+            setattr(self, name, client.register_script(source(name)))

@@ -1,0 +1,321 @@
+"""The supervisor: forks one worker per CPU, reaps and replaces them, reclaims their jobs, stops cleanly.
+
+Modelled on gunicorn's arbiter. Signal handlers only record the signal (and
+Python's wake-up fd interrupts the loop's sleep); the loop does all the work,
+one short method per verb: handle signals, reap the dead, reclaim their jobs,
+start the missing. Workers are reaped by pid, never with waitpid(-1), because
+the embedded Redis server is a child of this process too.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import socket
+import secrets
+import time
+
+import psutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from batchrun.broker import Broker
+from batchrun.config import Settings
+from batchrun.connection import Connection
+from batchrun.errors import ExitCode, RedisUnavailable
+from batchrun.inspection import Inspector
+from batchrun.registry import Registry
+from batchrun.worker import Identity, WorkerExit
+from batchrun.worker_process import child_main, fork_worker
+
+log = logging.getLogger("batchrun.supervisor")
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
+TICK_S = 1.0
+UNTIL_EMPTY_TICK_S = 0.1
+HEALTHY_AFTER_S = 5.0
+MAX_BACKOFF_S = 10.0
+BOOT_FAILURE_LIMIT = 3
+GIVE_UP_RECLAIM_S = 10.0
+
+
+@dataclass
+class Child:
+    pid: int
+    worker_id: str
+    slot: int
+    started: float
+    killed_by_us: bool = False
+
+
+@dataclass
+class Slot:
+    """One place for a worker; it remembers how often its workers died young, for backoff."""
+
+    streak: int = 0
+    start_after: float = 0.0
+
+
+@dataclass
+class Stop:
+    deadline: float
+    immediate: bool = False
+
+
+@dataclass
+class Supervisor:
+    settings: Settings
+    registry: Registry
+    connection: Connection
+    workers: int
+    until_empty: bool = False
+    release_in_child: list[Callable[[], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.host = socket.gethostname()
+        self.id = f"{self.host}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.broker = Broker(self.connection.client, self.settings.namespace)
+        self.inspector = Inspector(self.connection.client, self.settings.namespace)
+        self.children: dict[int, Child] = {}
+        self.slots = [Slot() for _ in range(self.workers)]
+        self.signals: list[int] = []
+        self.stop: Stop | None = None
+        self.exit_code = ExitCode.OK
+        self.boot_failures = 0
+        self.unreclaimed: dict[str, tuple[bool, str]] = {}
+        self.next_expiry_check = 0.0
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        self.release_in_child.append(self._close_wakeup_pipe)
+
+    def run(self) -> int:
+        log.info("supervisor %s starting %d workers on queues %s", self.id, self.workers, ", ".join(self.settings.queues))
+        previous = self._install_signals()
+        try:
+            while not self._finished():
+                self.tick()
+                self._sleep()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            signal.set_wakeup_fd(-1)
+            self._close_wakeup_pipe()
+        log.info("supervisor %s stopped", self.id)
+        return self.exit_code
+
+    def tick(self) -> None:
+        self.handle_signals()
+        self.reap()
+        self.reclaim()
+        if self.stop is not None:
+            self.advance_stop()
+            return
+        self.check_server()
+        self.check_until_empty()
+        if self.stop is None:
+            self.spawn_missing()
+
+    def _finished(self) -> bool:
+        """Done once every worker is reaped and its jobs put back; if Redis stays away, the
+        heartbeats expire and any later supervisor reclaims them."""
+        if self.stop is None or self.children:
+            return False
+        return not self.unreclaimed or time.monotonic() > self.stop.deadline + GIVE_UP_RECLAIM_S
+
+    # --- signals -----------------------------------------------------------
+
+    def _install_signals(self) -> dict[int, object]:
+        os.set_blocking(self.wakeup_w, False)
+        signal.set_wakeup_fd(self.wakeup_w, warn_on_full_buffer=False)
+        return {s: signal.signal(s, self._record_signal) for s in HANDLED_SIGNALS}
+
+    def _record_signal(self, signum: int, frame: object) -> None:
+        self.signals.append(signum)
+
+    def _sleep(self) -> None:
+        timeout = UNTIL_EMPTY_TICK_S if self.until_empty or self.stop else TICK_S
+        if self.signals:
+            return
+        ready, _, _ = select.select([self.wakeup_r], [], [], timeout)
+        if ready:
+            try:
+                os.read(self.wakeup_r, 4096)
+            except BlockingIOError:
+                pass
+
+    def _close_wakeup_pipe(self) -> None:
+        for fd in (self.wakeup_r, self.wakeup_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def handle_signals(self) -> None:
+        while self.signals:
+            signum = self.signals.pop(0)
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                self.request_stop(signal.Signals(signum).name)
+
+    def request_stop(self, why: str) -> None:
+        """First request: stop fetching and let jobs finish for the grace period. Second: stop at once."""
+        if self.stop is None:
+            log.info("%s: stopping; running jobs get %.1fs to finish", why, self.settings.grace_period_s)
+            self.stop = Stop(deadline=time.monotonic() + self.settings.grace_period_s)
+            self._signal_children(signal.SIGTERM)
+            self._wake_idle_workers()
+        elif not self.stop.immediate:
+            log.warning("%s again: stopping at once; running jobs are put back", why)
+            self.stop.immediate = True
+            self._kill_children()
+
+    def _signal_children(self, signum: int) -> None:
+        for child in self.children.values():
+            try:
+                os.kill(child.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def _kill_children(self) -> None:
+        for child in self.children.values():
+            child.killed_by_us = True
+        self._signal_children(signal.SIGKILL)
+
+    def _wake_idle_workers(self) -> None:
+        """Idle workers block on the wake list; a token each lets them see the stop at once."""
+        try:
+            self.broker.wake(len(self.children))
+        except RedisUnavailable as exc:
+            log.debug("could not wake idle workers: %s", exc)
+
+    def advance_stop(self) -> None:
+        assert self.stop is not None
+        if self.children and not self.stop.immediate and time.monotonic() >= self.stop.deadline:
+            log.warning("grace period over: killing %d workers and putting their jobs back", len(self.children))
+            self.stop.immediate = True
+            self._kill_children()
+
+    # --- reaping and reclaiming --------------------------------------------
+
+    def reap(self) -> None:
+        for pid, child in list(self.children.items()):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                del self.children[pid]
+                self.on_exit(child, os.waitstatus_to_exitcode(status))
+
+    def on_exit(self, child: Child, code: int) -> None:
+        reason = describe_exit(child, code)
+        crashed = not (code in (WorkerExit.OK, WorkerExit.FENCED, WorkerExit.BOOT_FAILED) or child.killed_by_us)
+        (log.warning if crashed else log.info)("%s", reason)
+        self.unreclaimed[child.worker_id] = (crashed, reason)
+        if code == WorkerExit.BOOT_FAILED:
+            self._boot_failed()
+        else:
+            self.boot_failures = 0
+        self._schedule_restart(child)
+
+    def _boot_failed(self) -> None:
+        self.boot_failures += 1
+        if self.boot_failures >= BOOT_FAILURE_LIMIT and self.stop is None:
+            log.critical("workers failed to boot %d times in a row; halting (see the errors above)", self.boot_failures)
+            self.exit_code = ExitCode.WORKER_BOOT
+            self.request_stop("worker boot failures")
+
+    def _schedule_restart(self, child: Child) -> None:
+        slot = self.slots[child.slot]
+        lived = time.monotonic() - child.started
+        slot.streak = slot.streak + 1 if lived < HEALTHY_AFTER_S else 0
+        delay = 0.0 if slot.streak == 0 else min(MAX_BACKOFF_S, 0.1 * 2 ** (slot.streak - 1))
+        slot.start_after = time.monotonic() + delay
+
+    def reclaim(self) -> None:
+        """Put back the jobs of our dead children at once, and those of any worker whose heartbeat expired."""
+        for worker_id, (crashed, reason) in list(self.unreclaimed.items()):
+            if self._reclaim_one(worker_id, crashed, reason, only_if_expired=False):
+                del self.unreclaimed[worker_id]
+        if time.monotonic() >= self.next_expiry_check:
+            self.next_expiry_check = time.monotonic() + self.settings.heartbeat_interval_s
+            self.reclaim_expired()
+
+    def reclaim_expired(self) -> None:
+        try:
+            expired = self.broker.expired_workers()
+        except RedisUnavailable as exc:
+            log.warning("cannot look for expired workers: %s", exc)
+            return
+        for worker_id in expired:
+            self._reclaim_one(worker_id, True, f"heartbeat of worker {worker_id} expired", only_if_expired=True)
+
+    def _reclaim_one(self, worker_id: str, crashed: bool, reason: str, *, only_if_expired: bool) -> bool:
+        try:
+            counts = self.broker.reclaim(
+                worker_id, count_crash=crashed, crash_limit=self.settings.crash_limit,
+                reason=reason, only_if_expired=only_if_expired,
+            )
+        except RedisUnavailable as exc:
+            log.warning("cannot reclaim jobs of %s yet: %s", worker_id, exc)
+            return False
+        if counts and any(counts):
+            log.warning("reclaimed jobs of worker %s: %d requeued, %d dead-lettered", worker_id, *counts)
+        return True
+
+    # --- starting ----------------------------------------------------------
+
+    def spawn_missing(self) -> None:
+        busy = {child.slot for child in self.children.values()}
+        now = time.monotonic()
+        for index, slot in enumerate(self.slots):
+            if index not in busy and now >= slot.start_after:
+                self.spawn(index)
+
+    def spawn(self, slot: int) -> None:
+        identity = Identity(f"{self.id}-w{slot}-{secrets.token_hex(2)}", self.id, self.host)
+        for handler in logging.getLogger("batchrun").handlers:
+            handler.flush()
+        pid = fork_worker(lambda: child_main(
+            self.settings, self.registry, self.connection.url, identity, self.release_in_child
+        ))
+        self.children[pid] = Child(pid, identity.worker_id, slot, time.monotonic())
+        log.debug("started worker %s (pid %d)", identity.worker_id, pid)
+
+    # --- conditions --------------------------------------------------------
+
+    def check_server(self) -> None:
+        server = self.connection.server
+        if server is not None and not server.alive():
+            log.critical("the embedded Redis server exited; stopping")
+            self.exit_code = ExitCode.REDIS
+            self.request_stop("embedded server gone")
+
+    def check_until_empty(self) -> None:
+        if not self.until_empty:
+            return
+        try:
+            idle = self.inspector.is_idle(self.settings.queues)
+        except RedisUnavailable as exc:
+            log.warning("cannot check whether queues are empty: %s", exc)
+            return
+        if idle:
+            self.request_stop("queues are empty")
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may run on (respects container CPU sets)."""
+    try:
+        return max(1, len(psutil.Process().cpu_affinity()))
+    except (AttributeError, psutil.Error):
+        return max(1, psutil.cpu_count() or 1)
+
+
+def describe_exit(child: Child, code: int) -> str:
+    who = f"worker {child.worker_id} (pid {child.pid})"
+    if code >= 0:
+        meaning = {WorkerExit.OK: "exited", WorkerExit.FENCED: "exited: its heartbeat had expired",
+                   WorkerExit.BOOT_FAILED: "failed to boot"}.get(code, f"exited with code {code}")
+        return f"{who} {meaning}"
+    name = signal.Signals(-code).name
+    hint = "; perhaps out of memory?" if -code == signal.SIGKILL and not child.killed_by_us else ""
+    return f"{who} was killed by {name}{hint}"

@@ -1,0 +1,164 @@
+"""A worker process: take one job at a time from the prioritised queues, run it, record the outcome.
+
+A job taken is always in this worker's processing list in Redis, never only
+in memory: if the process dies, its supervisor (or any supervisor, once the
+heartbeat expires) puts the job back. `run_once` is one iteration, so tests
+can drive a worker without processes.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+
+import orjson
+
+from batchrun.broker import Broker, Fetched, WorkerFenced
+from batchrun.config import Settings
+from batchrun.errors import BatchrunError, RedisUnavailable
+from batchrun.execute import Executor, Outcome
+from batchrun.heartbeat import Heartbeat
+from batchrun.ids import new_job_id
+from batchrun.registry import Registry
+
+log = logging.getLogger("batchrun.worker")
+
+IDLE_WAIT_S = 1.0
+MAX_RETRY_DELAY_S = 2.0
+
+
+class WorkerExit(IntEnum):
+    """How a worker process ended; the supervisor decides what to do from this."""
+
+    OK = 0
+    BOOT_FAILED = 3
+    FENCED = 4
+
+
+@dataclass
+class Identity:
+    worker_id: str
+    supervisor_id: str
+    host: str
+
+
+class Worker:
+    def __init__(
+        self, broker: Broker, settings: Settings, registry: Registry, executor: Executor, identity: Identity
+    ) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.registry = registry
+        self.executor = executor
+        self.identity = identity
+        self.stopping = False
+        self.parent_pid = os.getppid()
+        self.heartbeat = Heartbeat(
+            broker, identity.worker_id, settings.heartbeat_interval_s, settings.heartbeat_ttl_s, self._fenced
+        )
+
+    @property
+    def worker_id(self) -> str:
+        return self.identity.worker_id
+
+    def boot(self) -> None:
+        self.executor.load_handlers()
+        info = {
+            "host": self.identity.host,
+            "pid": os.getpid(),
+            "supervisor": self.identity.supervisor_id,
+            "started_at": time.time(),
+            "last_beat": time.time(),
+        }
+        self.broker.register_worker(self.worker_id, self.settings.heartbeat_ttl_s, info)
+        self.heartbeat.start()
+
+    def run(self) -> WorkerExit:
+        """Loop until asked to stop or orphaned; an orphan finishes its job, then leaves."""
+        delay = 0.05
+        while not self.stopping and os.getppid() == self.parent_pid:
+            try:
+                self.run_once()
+                delay = 0.05
+            except RedisUnavailable as exc:
+                log.warning("redis unavailable, retrying in %.2fs: %s", delay, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
+            except WorkerFenced:
+                return self._fenced_exit()
+        self.heartbeat.stop()
+        return WorkerExit.OK
+
+    def run_once(self, idle_wait_s: float = IDLE_WAIT_S) -> bool:
+        """Run at most one job; block up to idle_wait_s for work when there is none. True if a job ran."""
+        fetched = self.broker.fetch(self.worker_id, self.settings.queues)
+        if fetched is None:
+            self.broker.wait_for_work(idle_wait_s)
+            return False
+        self.process(fetched)
+        return True
+
+    def process(self, fetched: Fetched) -> None:
+        if fetched.malformed:
+            self._bury(fetched)
+            return
+        try:
+            definition = self.registry.get(fetched.job)
+            params = definition.validate_params(_decode_params(fetched.params))
+        except (BatchrunError, ValueError) as exc:
+            self._record(fetched, Outcome(False, error=f"cannot run: {exc}"), state="dead")
+            return
+        log.debug("job %s (%s) started", fetched.id, fetched.job)
+        started = time.monotonic()
+        outcome = self.executor.run(definition, params)
+        log.info(
+            "job %s (%s) %s in %.3fs", fetched.id, fetched.job,
+            "succeeded" if outcome.ok else "failed", time.monotonic() - started,
+        )
+        self._record(fetched, outcome, state="failed")
+
+    def _record(self, fetched: Fetched, outcome: Outcome, state: str) -> None:
+        """Store the outcome, retrying while Redis is away: a finished job must not run twice for nothing."""
+        delay = 0.05
+        while True:
+            try:
+                self._store(fetched, outcome, state)
+                return
+            except RedisUnavailable as exc:
+                log.warning("cannot record job %s yet: %s", fetched.id, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
+
+    def _store(self, fetched: Fetched, outcome: Outcome, state: str) -> None:
+        if outcome.ok:
+            stored = self.broker.ack(self.worker_id, fetched.id, outcome.result_json, self.settings.result_ttl_s)
+        else:
+            stored = self.broker.fail(
+                self.worker_id, fetched.id, state=state, error=outcome.error, traceback=outcome.traceback
+            )
+        if not stored:
+            log.warning("job %s was reclaimed from this worker; its outcome here is dropped", fetched.id)
+
+    def _bury(self, fetched: Fetched) -> None:
+        new_id = new_job_id()
+        reason = f"malformed message: queue entry {fetched.id[:200]!r} has no job record"
+        log.error("%s; dead-lettered as %s", reason, new_id)
+        self.broker.bury(self.worker_id, fetched.id, new_id, reason)
+
+    def _fenced(self) -> None:
+        """Called from the heartbeat thread: our jobs may already run elsewhere, so stop now."""
+        log.error("heartbeat expired: this worker was presumed dead and its jobs reclaimed; exiting")
+        os._exit(WorkerExit.FENCED)
+
+    def _fenced_exit(self) -> WorkerExit:
+        log.error("heartbeat expired before taking a job; exiting")
+        return WorkerExit.FENCED
+
+
+def _decode_params(raw: bytes) -> dict:
+    params = orjson.loads(raw)
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a JSON object, got {type(params).__name__}")
+    return params
