@@ -50,6 +50,7 @@ class Fetched:
     params: bytes
     attempts: int
     crashes: int
+    raw_id: bytes = b""
 
     @property
     def malformed(self) -> bool:
@@ -100,7 +101,7 @@ class Broker:
         if not reply:
             return None
         job_id, job, params, attempts, crashes = reply
-        return Fetched(_text(job_id), _text(job), params, int(attempts), int(crashes))
+        return Fetched(_text(job_id), _text(job), params, int(attempts), int(crashes), raw_id=job_id)
 
     @translated
     def wait_for_work(self, timeout_s: float) -> bool:
@@ -131,7 +132,7 @@ class Broker:
         return bool(done)
 
     @translated
-    def bury(self, worker_id: str, raw: str, new_id: str, reason: str) -> bool:
+    def bury(self, worker_id: str, raw: bytes, new_id: str, reason: str) -> bool:
         k = self.keys
         done = self.scripts.bury(
             keys=[k.processing(worker_id), k.job(new_id), k.dead, k.worker(worker_id)],

@@ -145,7 +145,7 @@ class Worker:
         new_id = new_job_id()
         reason = f"malformed message: queue entry {fetched.id[:200]!r} has no job record"
         log.error("%s; dead-lettered as %s", reason, new_id)
-        self.broker.bury(self.worker_id, fetched.id, new_id, reason)
+        self.broker.bury(self.worker_id, fetched.raw_id, new_id, reason)
 
     def _fenced(self) -> None:
         """Called from the heartbeat thread: our jobs may already run elsewhere, so stop now."""
