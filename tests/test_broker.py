@@ -1,0 +1,156 @@
+"""The Lua state changes, driven directly against the real server."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from batchrun.broker import Broker, WorkerFenced
+from batchrun.ids import new_job_id
+
+pytestmark = pytest.mark.timeout(30)
+QUEUES = ["high", "default", "low"]
+
+
+@pytest.fixture
+def broker(redis_url: str, namespace: str):
+    client = redis.Redis.from_url(redis_url)
+    yield Broker(client, namespace)
+    client.close()
+
+
+def _enqueue(broker: Broker, queue: str = "default", job: str = "noop") -> str:
+    job_id = new_job_id()
+    assert broker.enqueue(job_id, job, b"{}", queue)
+    return job_id
+
+
+def _worker(broker: Broker, name: str = "w1", ttl_s: float = 10.0) -> str:
+    broker.register_worker(name, ttl_s, {"host": "test", "pid": 1})
+    return name
+
+
+def test_fetch_takes_jobs_in_priority_order_and_moves_them_to_processing(broker):
+    low, default, high = _enqueue(broker, "low"), _enqueue(broker, "default"), _enqueue(broker, "high")
+    w = _worker(broker)
+    order = []
+    for _ in range(3):
+        fetched = broker.fetch(w, QUEUES)
+        assert broker.client.lrange(broker.keys.processing(w), 0, -1) == [fetched.id.encode()]
+        order.append(fetched.id)
+        assert broker.ack(w, fetched.id, b"1", 60)
+    assert order == [high, default, low]
+    assert broker.fetch(w, QUEUES) is None
+
+
+def test_a_fetch_whose_reply_was_lost_hands_the_same_job_out_again(broker):
+    first, second = _enqueue(broker), _enqueue(broker)
+    w = _worker(broker)
+    assert broker.fetch(w, QUEUES).id == first
+    again = broker.fetch(w, QUEUES)
+    assert again.id == first and again.attempts == 2
+    assert broker.client.llen(broker.keys.queue("default")) == 1
+    broker.ack(w, first, b"null", 60)
+    assert broker.fetch(w, QUEUES).id == second
+
+
+def test_enqueue_pushes_a_wake_token_and_an_empty_sweep_clears_them(broker):
+    _enqueue(broker)
+    _enqueue(broker)
+    assert broker.client.llen(broker.keys.wake) == 2
+    w = _worker(broker)
+    for _ in range(2):
+        broker.ack(w, broker.fetch(w, QUEUES).id, b"null", 60)
+    assert broker.fetch(w, QUEUES) is None
+    assert broker.client.llen(broker.keys.wake) == 0
+    started = time.monotonic()
+    assert broker.wait_for_work(0.2) is False
+    assert time.monotonic() - started >= 0.15
+    _enqueue(broker)
+    assert broker.wait_for_work(5) is True
+
+
+def test_ack_records_the_result_with_retention(broker):
+    job_id = _enqueue(broker)
+    w = _worker(broker)
+    broker.fetch(w, QUEUES)
+    assert broker.ack(w, job_id, b'{"x": 1}', 60)
+    record = broker.client.hgetall(broker.keys.job(job_id))
+    assert record[b"state"] == b"succeeded" and record[b"result"] == b'{"x": 1}'
+    assert 0 < broker.client.ttl(broker.keys.job(job_id)) <= 60
+    assert b"job" not in broker.client.hgetall(broker.keys.worker(w))
+
+
+def test_reclaim_requeues_at_the_front_and_counts_a_crash(broker):
+    taken, waiting = _enqueue(broker), _enqueue(broker)
+    w = _worker(broker)
+    broker.fetch(w, QUEUES)
+    assert broker.reclaim(w, count_crash=True, crash_limit=3, reason="killed", only_if_expired=False) == (1, 0)
+    assert broker.client.lrange(broker.keys.queue("default"), 0, -1) == [taken.encode(), waiting.encode()]
+    record = broker.client.hgetall(broker.keys.job(taken))
+    assert record[b"crashes"] == b"1" and record[b"state"] == b"queued"
+    assert not broker.client.exists(broker.keys.processing(w), broker.keys.worker(w))
+    assert not broker.client.sismember(broker.keys.workers, w)
+
+
+def test_reclaim_without_a_crash_leaves_the_count_alone(broker):
+    job_id = _enqueue(broker)
+    w = _worker(broker)
+    broker.fetch(w, QUEUES)
+    broker.reclaim(w, count_crash=False, crash_limit=1, reason="stopped", only_if_expired=False)
+    assert broker.client.hget(broker.keys.job(job_id), "crashes") == b"0"
+
+
+def test_reclaim_dead_letters_a_job_at_the_crash_limit(broker):
+    job_id = _enqueue(broker)
+    for attempt in range(2):
+        w = _worker(broker, f"w{attempt}")
+        assert broker.fetch(w, QUEUES).id == job_id
+        broker.reclaim(w, count_crash=True, crash_limit=2, reason=f"crash {attempt}", only_if_expired=False)
+    record = broker.client.hgetall(broker.keys.job(job_id))
+    assert record[b"state"] == b"dead" and b"died 2 times" in record[b"error"] and b"crash 1" in record[b"error"]
+    assert broker.client.lrange(broker.keys.dead, 0, -1) == [job_id.encode()]
+    assert broker.client.llen(broker.keys.queue("default")) == 0
+
+
+def test_reclaim_of_expired_workers_never_touches_a_live_one(broker):
+    job_id = _enqueue(broker)
+    live = _worker(broker, "live")
+    broker.fetch(live, QUEUES)
+    assert broker.expired_workers() == []
+    assert broker.reclaim(live, count_crash=True, crash_limit=3, reason="x", only_if_expired=True) is None
+    assert broker.client.lrange(broker.keys.processing(live), 0, -1) == [job_id.encode()]
+
+
+def test_a_worker_whose_heartbeat_expired_is_fenced(broker):
+    job_id = _enqueue(broker)
+    w = _worker(broker, "slow", ttl_s=0.2)
+    broker.fetch(w, QUEUES)
+    deadline = time.monotonic() + 5
+    while broker.expired_workers() != [w]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert broker.reclaim(w, count_crash=True, crash_limit=3, reason="expired", only_if_expired=True) == (1, 0)
+    assert broker.beat(w, 10) is False, "an expired heartbeat is never recreated"
+    with pytest.raises(WorkerFenced):
+        broker.fetch(w, QUEUES)
+    assert broker.ack(w, job_id, b"null", 60) is False, "a reclaimed job's late outcome is dropped"
+    assert broker.client.hget(broker.keys.job(job_id), "state") == b"queued"
+
+
+def test_fail_moves_the_job_to_the_dead_letter_list(broker):
+    job_id = _enqueue(broker)
+    w = _worker(broker)
+    broker.fetch(w, QUEUES)
+    assert broker.fail(w, job_id, state="failed", error="ValueError: x", traceback="tb")
+    record = broker.client.hgetall(broker.keys.job(job_id))
+    assert record[b"state"] == b"failed" and record[b"traceback"] == b"tb"
+    assert broker.client.lrange(broker.keys.dead, 0, -1) == [job_id.encode()]
+    assert broker.client.llen(broker.keys.processing(w)) == 0
+
+
+def test_enqueue_refuses_an_existing_id(broker):
+    job_id = _enqueue(broker)
+    assert broker.enqueue(job_id, "noop", b"{}", "default") is False
+    assert broker.client.llen(broker.keys.queue("default")) == 1
