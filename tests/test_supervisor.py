@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import signal
 
+import orjson
 import psutil
 import pytest
 
@@ -129,3 +130,12 @@ def test_killed_worker_is_replaced(project):
              and victim.pid not in [c.pid for c in psutil.Process(sup.pid).children()],
              what="a replacement worker")
     assert "perhaps out of memory?" in project.supervisor_log()
+
+
+def test_json_logs_for_containers(project):
+    project.submit("sleep", seconds=0.01, tag="j")
+    proc = project.supervise("--workers", "1", "--until-empty", "--log-format", "json")
+    assert proc.wait(timeout=30) == 0
+    lines = [orjson.loads(line) for line in project.supervisor_log().splitlines()]
+    assert {"ts", "level", "logger", "pid", "msg"} <= set(lines[0])
+    assert any("succeeded" in line["msg"] for line in lines)
