@@ -14,7 +14,7 @@ from typing import ParamSpec, TypeVar
 
 import redis
 
-from batchrun.errors import RedisUnavailable
+from batchrun.errors import BrokerError, RedisUnavailable
 from batchrun.keys import Keys
 from batchrun.scripts import Scripts
 
@@ -22,6 +22,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 WAKE_TOKEN_CAP = 1024
+BULK_CHUNK = 2000
 
 
 def translated(method: Callable[P, R]) -> Callable[P, R]:
@@ -33,6 +34,8 @@ def translated(method: Callable[P, R]) -> Callable[P, R]:
             return method(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+        except redis.RedisError as exc:
+            raise BrokerError(f"Redis refused {method.__name__}: {exc}") from exc
 
     return wrapper
 
@@ -69,12 +72,28 @@ class Broker:
 
     @translated
     def enqueue(self, job_id: str, job: str, params_json: bytes, queue: str) -> bool:
+        """False if the id exists. With random ids that only happens when a retried call had
+        already succeeded, so callers that made the id need not treat it as an error."""
         k = self.keys
         done = self.scripts.enqueue(
             keys=[k.job(job_id), k.queue(queue), k.wake],
             args=[job_id, job, params_json, queue, time.time(), WAKE_TOKEN_CAP],
         )
         return bool(done)
+
+    @translated
+    def enqueue_many(self, job: str, queue: str, items: Sequence[tuple[str, bytes]]) -> int:
+        """Bulk enqueue of (id, params JSON) pairs, a chunk per script call, all chunks in one pipeline."""
+        k = self.keys
+        now = time.time()
+        with self.client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(items), BULK_CHUNK):
+                flat = [x for pair in items[start:start + BULK_CHUNK] for x in pair]
+                self.scripts.enqueue_many(
+                    keys=[k.queue(queue), k.wake], args=[k.job_prefix, job, queue, now, WAKE_TOKEN_CAP, *flat],
+                    client=pipe,
+                )
+            return sum(pipe.execute())
 
     @translated
     def register_worker(self, worker_id: str, ttl_s: float, info: dict[str, str | int | float]) -> None:
@@ -142,12 +161,16 @@ class Broker:
 
     @translated
     def reclaim(
-        self, worker_id: str, *, count_crash: bool, crash_limit: int, reason: str, only_if_expired: bool
+        self, worker_id: str, *, count_crash: bool, crash_limit: int, reason: str, only_if_expired: bool,
+        fallback_queue: str,
     ) -> tuple[int, int] | None:
-        """Returns (requeued, dead-lettered), or None when the worker's heartbeat is still alive."""
+        """Returns (requeued, dead-lettered), or None when the worker's heartbeat is still alive.
+
+        Entries with no usable record go to fallback_queue, where a worker dead-letters them with a reason.
+        """
         k = self.keys
         reply = self.scripts.reclaim(
-            keys=[k.processing(worker_id), k.worker(worker_id), k.workers, k.dead, k.wake],
+            keys=[k.processing(worker_id), k.worker(worker_id), k.workers, k.dead, k.wake, k.queue(fallback_queue)],
             args=[worker_id, k.prefix, int(count_crash), crash_limit, reason, time.time(), int(only_if_expired)],
         )
         if reply == -1:

@@ -9,7 +9,7 @@ is written, so a bad submit changes nothing.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from batchrun.connection import Connection, connect
 from batchrun.errors import JobNotFound, SubmitError
 from batchrun.ids import new_job_id
 from batchrun.inspection import Inspector
-from batchrun.registry import Registry, load_registry
+from batchrun.registry import JobDefinition, Registry, load_registry
 
 
 class Client:
@@ -54,7 +54,15 @@ class Client:
         self.broker.enqueue(job_id, definition.name, payload, definition.queue)
         return job_id
 
-    def _definition(self, job: str):
+    def submit_many(self, job: str, params_list: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Validate every job first, then enqueue them all in one pipeline; returns their ids in order."""
+        definition = self._definition(job)
+        limit = self.settings.max_payload_bytes
+        items = [(new_job_id(), encode_params(definition.validate_params(p), limit)) for p in params_list]
+        self.broker.enqueue_many(definition.name, definition.queue, items)
+        return [job_id for job_id, _ in items]
+
+    def _definition(self, job: str) -> JobDefinition:
         try:
             return self.registry.get(job)
         except SubmitError as exc:

@@ -14,13 +14,13 @@ from batchrun.errors import RedisUnavailable
 SOCKET_TIMEOUT_S = 10.0
 
 
-def client_for(url: str) -> redis.Redis:
+def client_for(url: str, *, socket_timeout_s: float = SOCKET_TIMEOUT_S, retries: int = 3) -> redis.Redis:
     """A client that retries briefly on dropped connections; our scripts are safe to repeat."""
     return redis.Redis.from_url(
         url,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        socket_connect_timeout=5.0,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3),
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=min(5.0, socket_timeout_s),
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries),
     )
 
 

@@ -217,17 +217,10 @@ class EmbeddedServer:
 
     def _server_args(self) -> list[str]:
         return [
-            str(get_binary_path()),
-            "--dir", str(self._path("data")),
-            "--appendonly", "yes",
-            "--appendfsync", self._appendfsync,
-            "--save", "",
-            "--port", "0",
-            "--unixsocket", str(self._socket),
-            "--unixsocketperm", "700",
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-            "--loglevel", "notice",
+            str(get_binary_path()), "--dir", str(self._path("data")),
+            "--appendonly", "yes", "--appendfsync", self._appendfsync, "--save", "",
+            "--port", "0", "--unixsocket", str(self._socket), "--unixsocketperm", "700",
+            "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "notice",
             # Keep argv visible so `ps` shows which state folder a server belongs to.
             "--set-proc-title", "no",
         ]
@@ -257,6 +250,8 @@ class EmbeddedServer:
 
     def _running_server_url(self) -> str | None:
         record = _read_json(self._path("server.json"))
+        if record and record["owner_pid"] == os.getpid():
+            raise EmbeddedServerError("this process owns the embedded server: use the owner's URL")
         if record and _answers_ping(Path(record["socket"])):
             return f"unix://{record['socket']}"
         return None
@@ -286,7 +281,7 @@ class EmbeddedServer:
         record = {
             "owner_pid": os.getpid(),
             "pid": self._proc.pid,
-            "create_time": _create_time(self._proc.pid),
+            "create_time": psutil.Process(self._proc.pid).create_time(),  # unreaped: still there
             "socket": str(self._socket),
         }
         path = self._path("server.json")
@@ -298,7 +293,8 @@ class EmbeddedServer:
         try:
             self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._path("data").mkdir(mode=0o700, exist_ok=True)
-            self._socket = _socket_dir() / f"{_folder_hash(self._state_dir)}.sock"
+            folder_hash = hashlib.sha1(os.fsencode(self._state_dir.resolve())).hexdigest()[:16]
+            self._socket = _socket_dir() / f"{folder_hash}.sock"
         except OSError as exc:
             raise EmbeddedServerError(
                 f"cannot use {self._state_dir} as the embedded server's state folder: "
@@ -409,16 +405,9 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
-def _create_time(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.NoSuchProcess:
-        return None
-
-
 def _live_server(record: dict[str, Any] | None) -> psutil.Process | None:
     """The process a stale record names, if it still runs; a reused pid does not count."""
-    if not record or record.get("create_time") is None:
+    if not record:
         return None
     try:
         process = psutil.Process(record["pid"])
@@ -452,10 +441,6 @@ def _socket_dir() -> Path:
     if info.st_mode & 0o077:
         folder.chmod(0o700)
     return folder
-
-
-def _folder_hash(state_dir: Path) -> str:
-    return hashlib.sha1(os.fsencode(state_dir.resolve())).hexdigest()[:16]
 
 
 def _tail(path: Path, lines: int = 20) -> str:

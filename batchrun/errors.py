@@ -81,6 +81,12 @@ class RedisUnavailable(BatchrunError):
     exit_code = ExitCode.REDIS
 
 
+class BrokerError(BatchrunError):
+    """Redis refused a command (a script error, a key of the wrong type): a bug or tampered data, not an outage."""
+
+    exit_code = ExitCode.REDIS
+
+
 class EmbeddedServerError(RedisUnavailable):
     """The embedded Valkey server could not be started or reached."""
 

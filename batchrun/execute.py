@@ -8,6 +8,7 @@ jobs one by one.
 from __future__ import annotations
 
 import importlib
+import signal
 import subprocess
 import sys
 import traceback
@@ -18,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from batchrun.childproc import die_with_parent
 from batchrun.errors import ConfigError, Location
 from batchrun.registry import JobDefinition, Registry
 
@@ -69,10 +71,13 @@ class Executor:
         return _encode(value)
 
     def _run_command(self, definition: JobDefinition, params: Mapping[str, Any]) -> Outcome:
+        """The command gets its own session (a Ctrl-C at the terminal is the supervisor's to handle)
+        and dies with its worker, so a job put back can never run twice at once."""
         argv = definition.render_command(params)
         try:
-            proc = subprocess.run(argv, cwd=self.project_dir, capture_output=True, stdin=subprocess.DEVNULL)
-        except OSError as exc:
+            proc = subprocess.run(argv, cwd=self.project_dir, capture_output=True, stdin=subprocess.DEVNULL,
+                                  start_new_session=True, preexec_fn=die_with_parent(signal.SIGKILL))
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
             return Outcome(False, error=f"cannot run {argv[0]!r}: {exc}")
         stdout = _tail(proc.stdout)
         if proc.returncode != 0:

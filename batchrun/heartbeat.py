@@ -3,15 +3,21 @@
 Pure-Python code releases the GIL every few milliseconds, so the thread gets
 to run however busy the job is; only a C extension that holds the GIL for
 longer than the heartbeat TTL could starve it.
+
+A worker that cannot renew its heartbeat for nearly a TTL must assume that
+other supervisors are about to reclaim its job, so it stops itself: better a
+job run again than the same job running twice at once. The heartbeat has its
+own connection with a short timeout, so a stalled socket is noticed in time.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from batchrun.broker import Broker
-from batchrun.errors import RedisUnavailable
+from batchrun.errors import BatchrunError
 
 log = logging.getLogger("batchrun.heartbeat")
 
@@ -27,19 +33,24 @@ class Heartbeat(threading.Thread):
         self.ttl_s = ttl_s
         self.on_fenced = on_fenced
         self.stopped = threading.Event()
+        self.last_success = time.monotonic()
 
     def run(self) -> None:
+        self.last_success = time.monotonic()
         while not self.stopped.wait(self.interval_s):
             self.beat_once()
 
     def beat_once(self) -> None:
         try:
             alive = self.broker.beat(self.worker_id, self.ttl_s)
-        except RedisUnavailable as exc:
+        except BatchrunError as exc:
             log.warning("heartbeat failed: %s", exc)
+            if time.monotonic() - self.last_success > self.ttl_s - self.interval_s / 2:
+                self.on_fenced()
             return
         if not alive:
             self.on_fenced()
+        self.last_success = time.monotonic()
 
     def stop(self) -> None:
         self.stopped.set()

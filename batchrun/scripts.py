@@ -13,7 +13,7 @@ from importlib import resources
 import redis
 from redis.commands.core import Script
 
-NAMES = ("enqueue", "fetch", "ack", "fail", "bury", "register", "beat", "reclaim")
+NAMES = ("enqueue", "enqueue_many", "fetch", "ack", "fail", "bury", "register", "beat", "reclaim")
 
 
 @cache
@@ -25,6 +25,7 @@ class Scripts:
     """The registered scripts of one client, as attributes named after their files."""
 
     enqueue: Script
+    enqueue_many: Script
     fetch: Script
     ack: Script
     fail: Script

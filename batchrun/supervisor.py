@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from batchrun.broker import Broker
 from batchrun.config import Settings
 from batchrun.connection import Connection
-from batchrun.errors import ExitCode, RedisUnavailable
+from batchrun.errors import BatchrunError, ExitCode, RedisUnavailable
 from batchrun.inspection import Inspector
 from batchrun.registry import Registry
 from batchrun.worker import Identity, WorkerExit
@@ -47,6 +47,7 @@ class Child:
     slot: int
     started: float
     killed_by_us: bool = False
+    kill_counts_crash: bool = False
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Supervisor:
         self.boot_failures = 0
         self.unreclaimed: dict[str, tuple[bool, str]] = {}
         self.next_expiry_check = 0.0
+        self.redis_trouble_until = 0.0
         self.wakeup_r, self.wakeup_w = os.pipe()
         self.release_in_child.append(self._close_wakeup_pipe)
 
@@ -184,7 +186,7 @@ class Supervisor:
         """Idle workers block on the wake list; a token each lets them see the stop at once."""
         try:
             self.broker.wake(len(self.children))
-        except RedisUnavailable as exc:
+        except BatchrunError as exc:
             log.debug("could not wake idle workers: %s", exc)
 
     def advance_stop(self) -> None:
@@ -208,7 +210,10 @@ class Supervisor:
 
     def on_exit(self, child: Child, code: int) -> None:
         reason = describe_exit(child, code)
-        crashed = not (code in (WorkerExit.OK, WorkerExit.FENCED, WorkerExit.BOOT_FAILED) or child.killed_by_us)
+        if child.killed_by_us:
+            crashed = child.kill_counts_crash
+        else:
+            crashed = code not in (WorkerExit.OK, WorkerExit.FENCED, WorkerExit.BOOT_FAILED)
         (log.warning if crashed else log.info)("%s", reason)
         self.unreclaimed[child.worker_id] = (crashed, reason)
         if code == WorkerExit.BOOT_FAILED:
@@ -241,26 +246,56 @@ class Supervisor:
             self.reclaim_expired()
 
     def reclaim_expired(self) -> None:
+        """Reclaim workers whose heartbeat expired. Our own such children are alive but unresponsive:
+        kill them, and their jobs come back when they are reaped."""
         try:
             expired = self.broker.expired_workers()
-        except RedisUnavailable as exc:
-            log.warning("cannot look for expired workers: %s", exc)
+        except BatchrunError as exc:
+            self._redis_trouble("cannot look for expired workers", exc)
             return
+        own = {child.worker_id: child for child in self.children.values()}
         for worker_id in expired:
-            self._reclaim_one(worker_id, True, f"heartbeat of worker {worker_id} expired", only_if_expired=True)
+            if worker_id in own:
+                self._kill_unresponsive(own[worker_id])
+            else:
+                reason = f"heartbeat of worker {worker_id} expired"
+                self._reclaim_one(worker_id, not self._redis_troubled(), reason, only_if_expired=True)
+
+    def _kill_unresponsive(self, child: Child) -> None:
+        if child.killed_by_us:
+            return
+        log.warning("worker %s (pid %d) stopped beating; killing it", child.worker_id, child.pid)
+        child.killed_by_us = True
+        child.kill_counts_crash = not self._redis_troubled()
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def _reclaim_one(self, worker_id: str, crashed: bool, reason: str, *, only_if_expired: bool) -> bool:
         try:
             counts = self.broker.reclaim(
                 worker_id, count_crash=crashed, crash_limit=self.settings.crash_limit,
-                reason=reason, only_if_expired=only_if_expired,
+                reason=reason, only_if_expired=only_if_expired, fallback_queue=self.settings.queues[0],
             )
         except RedisUnavailable as exc:
-            log.warning("cannot reclaim jobs of %s yet: %s", worker_id, exc)
+            self._redis_trouble(f"cannot reclaim jobs of {worker_id} yet", exc)
             return False
+        except BatchrunError as exc:
+            log.error("reclaiming jobs of %s failed; its heartbeat will expire and it is retried then: %s",
+                      worker_id, exc)
+            return True
         if counts and any(counts):
             log.warning("reclaimed jobs of worker %s: %d requeued, %d dead-lettered", worker_id, *counts)
         return True
+
+    def _redis_trouble(self, what: str, exc: Exception) -> None:
+        """Remember the outage: heartbeats that expire during one are not the jobs' fault."""
+        log.warning("%s: %s", what, exc)
+        self.redis_trouble_until = time.monotonic() + self.settings.heartbeat_ttl_s
+
+    def _redis_troubled(self) -> bool:
+        return time.monotonic() < self.redis_trouble_until
 
     # --- starting ----------------------------------------------------------
 
@@ -295,8 +330,8 @@ class Supervisor:
             return
         try:
             idle = self.inspector.is_idle(self.settings.queues)
-        except RedisUnavailable as exc:
-            log.warning("cannot check whether queues are empty: %s", exc)
+        except BatchrunError as exc:
+            self._redis_trouble("cannot check whether queues are empty", exc)
             return
         if idle:
             self.request_stop("queues are empty")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import traceback
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -17,7 +18,7 @@ import orjson
 
 from batchrun.broker import Broker, Fetched, WorkerFenced
 from batchrun.config import Settings
-from batchrun.errors import BatchrunError, RedisUnavailable
+from batchrun.errors import BatchrunError
 from batchrun.execute import Executor, Outcome
 from batchrun.heartbeat import Heartbeat
 from batchrun.ids import new_job_id
@@ -46,7 +47,8 @@ class Identity:
 
 class Worker:
     def __init__(
-        self, broker: Broker, settings: Settings, registry: Registry, executor: Executor, identity: Identity
+        self, broker: Broker, settings: Settings, registry: Registry, executor: Executor, identity: Identity,
+        heartbeat_broker: Broker | None = None,
     ) -> None:
         self.broker = broker
         self.settings = settings
@@ -56,7 +58,7 @@ class Worker:
         self.stopping = False
         self.parent_pid = os.getppid()
         self.heartbeat = Heartbeat(
-            broker, identity.worker_id, settings.heartbeat_interval_s, settings.heartbeat_ttl_s, self._fenced
+            heartbeat_broker or broker, identity.worker_id, settings.heartbeat_interval_s, settings.heartbeat_ttl_s, self._fenced
         )
 
     @property
@@ -82,12 +84,13 @@ class Worker:
             try:
                 self.run_once()
                 delay = 0.05
-            except RedisUnavailable as exc:
-                log.warning("redis unavailable, retrying in %.2fs: %s", delay, exc)
+            except BatchrunError as exc:
+                log.warning("%s; retrying in %.2fs", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY_S)
             except WorkerFenced:
-                return self._fenced_exit()
+                log.error("heartbeat expired before taking a job; exiting")
+                return WorkerExit.FENCED
         self.heartbeat.stop()
         return WorkerExit.OK
 
@@ -112,7 +115,10 @@ class Worker:
             return
         log.debug("job %s (%s) started", fetched.id, fetched.job)
         started = time.monotonic()
-        outcome = self.executor.run(definition, params)
+        try:
+            outcome = self.executor.run(definition, params)
+        except Exception as exc:
+            outcome = Outcome(False, error=f"cannot run: {exc!r}", traceback=traceback.format_exc())
         log.info(
             "job %s (%s) %s in %.3fs", fetched.id, fetched.job,
             "succeeded" if outcome.ok else "failed", time.monotonic() - started,
@@ -126,7 +132,11 @@ class Worker:
             try:
                 self._store(fetched, outcome, state)
                 return
-            except RedisUnavailable as exc:
+            except BatchrunError as exc:
+                if os.getppid() != self.parent_pid:
+                    log.error("orphaned and cannot record job %s; it is reclaimed once this worker's "
+                              "heartbeat expires", fetched.id)
+                    return
                 log.warning("cannot record job %s yet: %s", fetched.id, exc)
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY_S)
@@ -149,12 +159,8 @@ class Worker:
 
     def _fenced(self) -> None:
         """Called from the heartbeat thread: our jobs may already run elsewhere, so stop now."""
-        log.error("heartbeat expired: this worker was presumed dead and its jobs reclaimed; exiting")
+        log.error("heartbeat expired: this worker may be presumed dead and its jobs run elsewhere; exiting")
         os._exit(WorkerExit.FENCED)
-
-    def _fenced_exit(self) -> WorkerExit:
-        log.error("heartbeat expired before taking a job; exiting")
-        return WorkerExit.FENCED
 
 
 def _decode_params(raw: bytes) -> dict:

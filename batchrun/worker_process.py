@@ -71,7 +71,8 @@ def _prepare(
     signal.set_wakeup_fd(-1)
     random.seed()
     broker = Broker(client_for(url), settings.namespace)
-    worker = Worker(broker, settings, registry, Executor(registry, settings.project_dir), identity)
+    beats = Broker(client_for(url, socket_timeout_s=settings.heartbeat_interval_s, retries=1), settings.namespace)
+    worker = Worker(broker, settings, registry, Executor(registry, settings.project_dir), identity, beats)
     _install_signals(worker)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     return worker

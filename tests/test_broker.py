@@ -86,7 +86,7 @@ def test_reclaim_requeues_at_the_front_and_counts_a_crash(broker):
     taken, waiting = _enqueue(broker), _enqueue(broker)
     w = _worker(broker)
     broker.fetch(w, QUEUES)
-    assert broker.reclaim(w, count_crash=True, crash_limit=3, reason="killed", only_if_expired=False) == (1, 0)
+    assert broker.reclaim(w, count_crash=True, crash_limit=3, reason="killed", only_if_expired=False, fallback_queue="high") == (1, 0)
     assert broker.client.lrange(broker.keys.queue("default"), 0, -1) == [taken.encode(), waiting.encode()]
     record = broker.client.hgetall(broker.keys.job(taken))
     assert record[b"crashes"] == b"1" and record[b"state"] == b"queued"
@@ -98,7 +98,7 @@ def test_reclaim_without_a_crash_leaves_the_count_alone(broker):
     job_id = _enqueue(broker)
     w = _worker(broker)
     broker.fetch(w, QUEUES)
-    broker.reclaim(w, count_crash=False, crash_limit=1, reason="stopped", only_if_expired=False)
+    broker.reclaim(w, count_crash=False, crash_limit=1, reason="stopped", only_if_expired=False, fallback_queue="high")
     assert broker.client.hget(broker.keys.job(job_id), "crashes") == b"0"
 
 
@@ -107,7 +107,8 @@ def test_reclaim_dead_letters_a_job_at_the_crash_limit(broker):
     for attempt in range(2):
         w = _worker(broker, f"w{attempt}")
         assert broker.fetch(w, QUEUES).id == job_id
-        broker.reclaim(w, count_crash=True, crash_limit=2, reason=f"crash {attempt}", only_if_expired=False)
+        broker.reclaim(w, count_crash=True, crash_limit=2, reason=f"crash {attempt}", only_if_expired=False,
+                       fallback_queue="high")
     record = broker.client.hgetall(broker.keys.job(job_id))
     assert record[b"state"] == b"dead" and b"died 2 times" in record[b"error"] and b"crash 1" in record[b"error"]
     assert broker.client.lrange(broker.keys.dead, 0, -1) == [job_id.encode()]
@@ -119,7 +120,8 @@ def test_reclaim_of_expired_workers_never_touches_a_live_one(broker):
     live = _worker(broker, "live")
     broker.fetch(live, QUEUES)
     assert broker.expired_workers() == []
-    assert broker.reclaim(live, count_crash=True, crash_limit=3, reason="x", only_if_expired=True) is None
+    assert broker.reclaim(live, count_crash=True, crash_limit=3, reason="x", only_if_expired=True,
+                          fallback_queue="high") is None
     assert broker.client.lrange(broker.keys.processing(live), 0, -1) == [job_id.encode()]
 
 
@@ -131,7 +133,8 @@ def test_a_worker_whose_heartbeat_expired_is_fenced(broker):
     while broker.expired_workers() != [w]:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    assert broker.reclaim(w, count_crash=True, crash_limit=3, reason="expired", only_if_expired=True) == (1, 0)
+    assert broker.reclaim(w, count_crash=True, crash_limit=3, reason="expired", only_if_expired=True,
+                          fallback_queue="high") == (1, 0)
     assert broker.beat(w, 10) is False, "an expired heartbeat is never recreated"
     with pytest.raises(WorkerFenced):
         broker.fetch(w, QUEUES)
@@ -154,3 +157,31 @@ def test_enqueue_refuses_an_existing_id(broker):
     job_id = _enqueue(broker)
     assert broker.enqueue(job_id, "noop", b"{}", "default") is False
     assert broker.client.llen(broker.keys.queue("default")) == 1
+
+
+def test_fetch_and_reclaim_never_raise_on_tampered_records(broker):
+    wrong_type = "0" * 24
+    broker.client.set(broker.keys.job(wrong_type), "a string, not a hash")
+    broker.client.rpush(broker.keys.queue("default"), wrong_type)
+    bad_counts = _enqueue(broker)
+    broker.client.hset(broker.keys.job(bad_counts), mapping={"attempts": "many", "crashes": "lots"})
+    w = _worker(broker)
+    first = broker.fetch(w, QUEUES)
+    assert first.id == wrong_type and first.malformed
+    broker.client.lrem(broker.keys.processing(w), 0, wrong_type)
+    second = broker.fetch(w, QUEUES)
+    assert second.id == bad_counts and second.attempts == 1 and second.crashes == 0
+    broker.client.rpush(broker.keys.processing(w), wrong_type)
+    assert broker.reclaim(w, count_crash=True, crash_limit=3, reason="x", only_if_expired=False,
+                          fallback_queue="high") == (2, 0)
+    assert broker.client.lrange(broker.keys.queue("high"), 0, -1) == [wrong_type.encode()]
+    assert broker.client.lrange(broker.keys.queue("default"), 0, -1) == [bad_counts.encode()]
+
+
+def test_enqueue_many_creates_every_job_in_order_and_wakes_workers(broker):
+    items = [(new_job_id(), b'{"n": %d}' % i) for i in range(2500)]
+    assert broker.enqueue_many("noop", "low", items) == 2500
+    assert broker.client.lrange(broker.keys.queue("low"), 0, -1) == [i.encode() for i, _ in items]
+    assert broker.client.hget(broker.keys.job(items[-1][0]), "params") == b'{"n": 2499}'
+    assert broker.client.llen(broker.keys.wake) > 0
+    assert broker.enqueue_many("noop", "low", items[:10]) == 0

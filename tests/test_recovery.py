@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import psutil
@@ -109,3 +110,29 @@ def test_jobs_of_a_worker_on_another_host_are_reclaimed_when_its_heartbeat_expir
     info = project.job(job_id)
     assert info["crashes"] == 1 and "heartbeat" in info["last_crash"]
     assert project.tags_run() == ["stranded"]
+
+
+def test_a_command_job_dies_with_its_worker(project):
+    (project.root / "jobs" / "long-cmd.yaml").write_text(
+        "name: long-cmd\nqueue: default\ncommand: [" + repr(sys.executable) +
+        ", -c, 'import time, sys; print(flush=True); time.sleep(60)', 'batchrun-test-marker']\n")
+    project.submit("long-cmd")
+    sup = project.supervise("--workers", "1")
+
+    def command_process():
+        return [p for p in psutil.process_iter(["cmdline"]) if "batchrun-test-marker" in (p.info["cmdline"] or [])
+                and p.pid != sup.pid]
+
+    cmd = wait_for(command_process, what="the command to start")[0]
+    worker = cmd.parent()
+    worker.kill()
+    cmd.wait(timeout=10)
+    assert not psutil.pid_exists(cmd.pid) or cmd.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_nul_byte_in_a_command_parameter_fails_the_job_not_the_worker(project):
+    job_id = project.submit("echo", word="a\x00b")
+    proc = project.supervise("--workers", "1", "--until-empty")
+    assert proc.wait(timeout=30) == 0
+    info = project.job(job_id)
+    assert info["state"] == "failed" and "null byte" in info["error"] and info["crashes"] == 0

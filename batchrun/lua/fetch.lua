@@ -23,22 +23,26 @@
 -- Returns -1 when the worker's heartbeat is gone (it was presumed dead and its
 -- jobs reclaimed: it must not take more), an empty array when every queue is
 -- empty, or {id, job name, params, attempts, crashes}. A queue entry with no
--- job record comes back as {id, '', '', 0, 0}: the worker dead-letters it as
--- malformed.
+-- usable job record (missing, not a hash, no job name) comes back as
+-- {id, '', '', 0, 0}: the worker dead-letters it as malformed. Nothing here
+-- can raise on bad data, so a garbage record never stops a worker.
 if redis.call('EXISTS', KEYS[2]) == 0 then
     return -1
 end
 
 local function take(id)
     local job = ARGV[1] .. id
-    local fields = redis.call('HMGET', job, 'job', 'params', 'crashes')
-    if not fields[1] then
+    if redis.call('TYPE', job).ok ~= 'hash' then
         return {id, '', '', 0, 0}
     end
-    local attempts = redis.call('HINCRBY', job, 'attempts', 1)
-    redis.call('HSET', job, 'state', 'running', 'started_at', ARGV[2], 'worker', ARGV[3])
+    local fields = redis.call('HMGET', job, 'job', 'params', 'crashes', 'attempts')
+    if not fields[1] or fields[1] == '' then
+        return {id, '', '', 0, 0}
+    end
+    local attempts = (tonumber(fields[4]) or 0) + 1
+    redis.call('HSET', job, 'state', 'running', 'started_at', ARGV[2], 'worker', ARGV[3], 'attempts', attempts)
     redis.call('HSET', KEYS[2], 'job', id, 'job_started_at', ARGV[2])
-    return {id, fields[1], fields[2], attempts, tonumber(fields[3]) or 0}
+    return {id, fields[1], fields[2] or '', attempts, tonumber(fields[3]) or 0}
 end
 
 local pending = redis.call('LINDEX', KEYS[1], 0)

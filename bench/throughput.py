@@ -1,0 +1,44 @@
+"""Enqueue and drain throughput of no-op jobs."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bench.harness import Project, wait_until
+
+
+def enqueue_single(workdir: Path, url: str, jobs: int) -> float:
+    project = Project(workdir, url)
+    try:
+        started = time.perf_counter()
+        for _ in range(jobs):
+            project.client.submit("noop")
+        return jobs / (time.perf_counter() - started)
+    finally:
+        project.close()
+
+
+def enqueue_bulk(workdir: Path, url: str, jobs: int) -> float:
+    project = Project(workdir, url)
+    try:
+        started = time.perf_counter()
+        project.client.submit_many("noop", [{}] * jobs)
+        return jobs / (time.perf_counter() - started)
+    finally:
+        project.close()
+
+
+def drain(workdir: Path, url: str, jobs: int, workers: int) -> dict[str, float]:
+    """jobs/s from supervisor start to the last job finished, and steady state (10th to 90th percentile)."""
+    project = Project(workdir, url)
+    try:
+        ids = project.client.submit_many("noop", [{}] * jobs)
+        started = time.time()
+        proc = project.supervise("--workers", str(workers), "--until-empty")
+        wait_until(lambda: proc.poll() is not None, timeout_s=600, poll_s=0.05)
+        done = project.finished_times(ids)
+        assert len(done) == jobs, f"only {len(done)} of {jobs} jobs finished"
+        lo, hi = done[len(done) // 10], done[len(done) * 9 // 10]
+        return {"total": jobs / (done[-1] - started), "steady": (len(done) * 0.8) / max(hi - lo, 1e-9)}
+    finally:
+        project.close()
