@@ -82,15 +82,21 @@ def decode_job(job_id: str, fields: dict[str, bytes]) -> dict[str, Any]:
     info: dict[str, Any] = {"id": job_id}
     for name, value in fields.items():
         text = _text(value)
-        if name in INT_FIELDS:
-            info[name] = int(text)
-        elif name in TIME_FIELDS:
-            info[name] = float(text)
+        if name in INT_FIELDS or name in TIME_FIELDS:
+            info[name] = _number_or_text(text, int if name in INT_FIELDS else float)
         elif name in ("params", "result"):
             info[name] = _json_or_text(value)
         else:
             info[name] = text
     return info
+
+
+def _number_or_text(text: str, kind: type) -> Any:
+    """A tampered record must still be shown, not crash `batchrun show`."""
+    try:
+        return kind(text)
+    except ValueError:
+        return text
 
 
 def _json_or_text(value: bytes) -> Any:
