@@ -109,18 +109,26 @@ class Broker:
         return bool(self.scripts.beat(keys=[self.keys.worker(worker_id)], args=[_ms(ttl_s), time.time()]))
 
     @translated
-    def fetch(self, worker_id: str, queues: Sequence[str]) -> Fetched | None:
+    def fetch(self, worker_id: str, queues: Sequence[str], limit: int = 1) -> list[Fetched]:
+        """Up to `limit` jobs, highest priority first; empty when every queue is empty."""
         k = self.keys
         reply = self.scripts.fetch(
             keys=[k.processing(worker_id), k.worker(worker_id), k.wake, *map(k.queue, queues)],
-            args=[k.job_prefix, time.time(), worker_id],
+            args=[k.job_prefix, time.time(), worker_id, limit],
         )
         if reply == -1:
             raise WorkerFenced(worker_id)
-        if not reply:
-            return None
-        job_id, job, params, attempts, crashes = reply
-        return Fetched(_text(job_id), _text(job), params, int(attempts), int(crashes), raw_id=job_id)
+        return [
+            Fetched(_text(reply[i]), _text(reply[i + 1]), reply[i + 2], int(reply[i + 3]), int(reply[i + 4]),
+                    raw_id=reply[i])
+            for i in range(0, len(reply), 5)
+        ]
+
+    @translated
+    def release(self, worker_id: str, raw_ids: Sequence[bytes]) -> int:
+        """Give back jobs taken but not started, to the front of their queues."""
+        k = self.keys
+        return self.scripts.release(keys=[k.processing(worker_id), k.wake], args=[k.prefix, *raw_ids])
 
     @translated
     def wait_for_work(self, timeout_s: float) -> bool:
@@ -133,13 +141,14 @@ class Broker:
         self.client.lpush(self.keys.wake, *["1"] * max(1, count))
 
     @translated
-    def ack(self, worker_id: str, job_id: str, result_json: bytes, result_ttl_s: float) -> bool:
+    def ack(self, worker_id: str, results: Sequence[tuple[bytes, bytes]], result_ttl_s: float) -> int:
+        """Record successes, given as (raw job id, result JSON); returns how many were still ours."""
         k = self.keys
-        done = self.scripts.ack(
-            keys=[k.processing(worker_id), k.job(job_id), k.worker(worker_id)],
-            args=[job_id, time.time(), result_json, _ms(result_ttl_s)],
+        flat = [x for pair in results for x in pair]
+        return self.scripts.ack(
+            keys=[k.processing(worker_id), k.worker(worker_id)],
+            args=[k.job_prefix, time.time(), _ms(result_ttl_s), *flat],
         )
-        return bool(done)
 
     @translated
     def fail(self, worker_id: str, job_id: str, *, state: str, error: str, traceback: str = "") -> bool:

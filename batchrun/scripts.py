@@ -13,7 +13,7 @@ from importlib import resources
 import redis
 from redis.commands.core import Script
 
-NAMES = ("enqueue", "enqueue_many", "fetch", "ack", "fail", "bury", "register", "beat", "reclaim")
+NAMES = ("enqueue", "enqueue_many", "fetch", "ack", "release", "fail", "bury", "register", "beat", "reclaim")
 
 
 @cache
@@ -28,6 +28,7 @@ class Scripts:
     enqueue_many: Script
     fetch: Script
     ack: Script
+    release: Script
     fail: Script
     bury: Script
     register: Script

@@ -1,9 +1,10 @@
-"""A worker process: take one job at a time from the prioritised queues, run it, record the outcome.
+"""A worker process: take jobs from the prioritised queues, run them, record the outcomes.
 
 A job taken is always in this worker's processing list in Redis, never only
 in memory: if the process dies, its supervisor (or any supervisor, once the
-heartbeat expires) puts the job back. `run_once` is one iteration, so tests
-can drive a worker without processes.
+heartbeat expires) puts the job back. Short jobs are taken and acknowledged
+several per round trip (pacing.py says how many). `run_once` is one
+iteration, so tests can drive a worker without processes.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -22,6 +24,7 @@ from batchrun.errors import BatchrunError
 from batchrun.execute import Executor, Outcome
 from batchrun.heartbeat import Heartbeat
 from batchrun.ids import new_job_id
+from batchrun.pacing import Pacer
 from batchrun.registry import Registry
 
 log = logging.getLogger("batchrun.worker")
@@ -57,6 +60,7 @@ class Worker:
         self.identity = identity
         self.stopping = False
         self.parent_pid = os.getppid()
+        self.pacer = Pacer()
         self.heartbeat = Heartbeat(
             heartbeat_broker or broker, identity.worker_id, settings.heartbeat_interval_s, settings.heartbeat_ttl_s, self._fenced
         )
@@ -95,61 +99,73 @@ class Worker:
         return WorkerExit.OK
 
     def run_once(self, idle_wait_s: float = IDLE_WAIT_S) -> bool:
-        """Run at most one job; block up to idle_wait_s for work when there is none. True if a job ran."""
-        fetched = self.broker.fetch(self.worker_id, self.settings.queues)
-        if fetched is None:
+        """Run one batch of jobs; block up to idle_wait_s for work when there is none. True if a job ran."""
+        batch = self.broker.fetch(self.worker_id, self.settings.queues, self.pacer.batch_size())
+        if not batch:
             self.broker.wait_for_work(idle_wait_s)
             return False
-        self.process(fetched)
+        started = time.monotonic()
+        successes: list[tuple[bytes, bytes]] = []
+        for index, fetched in enumerate(batch):
+            if index and (self.stopping or self.pacer.over_budget(time.monotonic() - started)):
+                self.broker.release(self.worker_id, [f.raw_id for f in batch[index:]])
+                break
+            outcome = self.process(fetched)
+            if outcome is not None:
+                successes.append((fetched.raw_id, outcome.result_json))
+        if successes:
+            self._retrying(lambda: self._ack(successes), what=f"{len(successes)} results")
         return True
 
-    def process(self, fetched: Fetched) -> None:
+    def process(self, fetched: Fetched) -> Outcome | None:
+        """Run one job. A success is returned for the batch's single ack; anything else is recorded now."""
         if fetched.malformed:
             self._bury(fetched)
-            return
+            return None
         try:
             definition = self.registry.get(fetched.job)
             params = definition.validate_params(_decode_params(fetched.params))
         except (BatchrunError, ValueError) as exc:
-            self._record(fetched, Outcome(False, error=f"cannot run: {exc}"), state="dead")
-            return
-        log.debug("job %s (%s) started", fetched.id, fetched.job)
+            self._fail(fetched, Outcome(False, error=f"cannot run: {exc}"), state="dead")
+            return None
         started = time.monotonic()
         try:
             outcome = self.executor.run(definition, params)
         except Exception as exc:
             outcome = Outcome(False, error=f"cannot run: {exc!r}", traceback=traceback.format_exc())
-        log.info(
-            "job %s (%s) %s in %.3fs", fetched.id, fetched.job,
-            "succeeded" if outcome.ok else "failed", time.monotonic() - started,
-        )
-        self._record(fetched, outcome, state="failed")
+        self.pacer.observe(time.monotonic() - started)
+        if outcome.ok:
+            log.debug("job %s (%s) succeeded", fetched.id, fetched.job)
+            return outcome
+        log.warning("job %s (%s) failed: %s", fetched.id, fetched.job, outcome.error)
+        self._fail(fetched, outcome, state="failed")
+        return None
 
-    def _record(self, fetched: Fetched, outcome: Outcome, state: str) -> None:
-        """Store the outcome, retrying while Redis is away: a finished job must not run twice for nothing."""
+    def _ack(self, successes: list[tuple[bytes, bytes]]) -> None:
+        stored = self.broker.ack(self.worker_id, successes, self.settings.result_ttl_s)
+        if stored < len(successes):
+            log.warning("%d jobs were reclaimed from this worker; their outcome here is dropped",
+                        len(successes) - stored)
+
+    def _fail(self, fetched: Fetched, outcome: Outcome, state: str) -> None:
+        self._retrying(lambda: self.broker.fail(
+            self.worker_id, fetched.id, state=state, error=outcome.error, traceback=outcome.traceback
+        ), what=f"job {fetched.id}")
+
+    def _retrying(self, store: Callable[[], object], what: str) -> None:
+        """Store an outcome, retrying while Redis is away: a finished job must not run again for nothing."""
         delay = 0.05
         while True:
             try:
-                self._store(fetched, outcome, state)
+                store()
                 return
             except BatchrunError as exc:
                 if os.getppid() != self.parent_pid:
-                    log.error("orphaned and cannot record job %s; it is reclaimed once this worker's "
-                              "heartbeat expires", fetched.id)
+                    log.error("orphaned and cannot record %s; reclaimed once this worker's heartbeat expires", what)
                     return
-                log.warning("cannot record job %s yet: %s", fetched.id, exc)
+                log.warning("cannot record %s yet: %s", what, exc)
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY_S)
-
-    def _store(self, fetched: Fetched, outcome: Outcome, state: str) -> None:
-        if outcome.ok:
-            stored = self.broker.ack(self.worker_id, fetched.id, outcome.result_json, self.settings.result_ttl_s)
-        else:
-            stored = self.broker.fail(
-                self.worker_id, fetched.id, state=state, error=outcome.error, traceback=outcome.traceback
-            )
-        if not stored:
-            log.warning("job %s was reclaimed from this worker; its outcome here is dropped", fetched.id)
 
     def _bury(self, fetched: Fetched) -> None:
         new_id = new_job_id()

@@ -26,6 +26,16 @@ def _enqueue(broker: Broker, queue: str = "default", job: str = "noop") -> str:
     return job_id
 
 
+def _fetch(broker: Broker, worker: str):
+    jobs = broker.fetch(worker, QUEUES)
+    assert len(jobs) <= 1
+    return jobs[0] if jobs else None
+
+
+def _ack(broker: Broker, worker: str, job_id: str, result: bytes = b"null") -> bool:
+    return broker.ack(worker, [(job_id.encode(), result)], 60) == 1
+
+
 def _worker(broker: Broker, name: str = "w1", ttl_s: float = 10.0) -> str:
     broker.register_worker(name, ttl_s, {"host": "test", "pid": 1})
     return name
@@ -36,23 +46,23 @@ def test_fetch_takes_jobs_in_priority_order_and_moves_them_to_processing(broker)
     w = _worker(broker)
     order = []
     for _ in range(3):
-        fetched = broker.fetch(w, QUEUES)
+        fetched = _fetch(broker, w)
         assert broker.client.lrange(broker.keys.processing(w), 0, -1) == [fetched.id.encode()]
         order.append(fetched.id)
-        assert broker.ack(w, fetched.id, b"1", 60)
+        assert _ack(broker, w, fetched.id, b"1")
     assert order == [high, default, low]
-    assert broker.fetch(w, QUEUES) is None
+    assert _fetch(broker, w) is None
 
 
 def test_a_fetch_whose_reply_was_lost_hands_the_same_job_out_again(broker):
     first, second = _enqueue(broker), _enqueue(broker)
     w = _worker(broker)
-    assert broker.fetch(w, QUEUES).id == first
-    again = broker.fetch(w, QUEUES)
+    assert _fetch(broker, w).id == first
+    again = _fetch(broker, w)
     assert again.id == first and again.attempts == 2
     assert broker.client.llen(broker.keys.queue("default")) == 1
-    broker.ack(w, first, b"null", 60)
-    assert broker.fetch(w, QUEUES).id == second
+    _ack(broker, w, first, b"null")
+    assert _fetch(broker, w).id == second
 
 
 def test_enqueue_pushes_a_wake_token_and_an_empty_sweep_clears_them(broker):
@@ -61,8 +71,8 @@ def test_enqueue_pushes_a_wake_token_and_an_empty_sweep_clears_them(broker):
     assert broker.client.llen(broker.keys.wake) == 2
     w = _worker(broker)
     for _ in range(2):
-        broker.ack(w, broker.fetch(w, QUEUES).id, b"null", 60)
-    assert broker.fetch(w, QUEUES) is None
+        _ack(broker, w, _fetch(broker, w).id)
+    assert _fetch(broker, w) is None
     assert broker.client.llen(broker.keys.wake) == 0
     started = time.monotonic()
     assert broker.wait_for_work(0.2) is False
@@ -74,8 +84,8 @@ def test_enqueue_pushes_a_wake_token_and_an_empty_sweep_clears_them(broker):
 def test_ack_records_the_result_with_retention(broker):
     job_id = _enqueue(broker)
     w = _worker(broker)
-    broker.fetch(w, QUEUES)
-    assert broker.ack(w, job_id, b'{"x": 1}', 60)
+    _fetch(broker, w)
+    assert _ack(broker, w, job_id, b'{"x": 1}')
     record = broker.client.hgetall(broker.keys.job(job_id))
     assert record[b"state"] == b"succeeded" and record[b"result"] == b'{"x": 1}'
     assert 0 < broker.client.ttl(broker.keys.job(job_id)) <= 60
@@ -85,7 +95,7 @@ def test_ack_records_the_result_with_retention(broker):
 def test_reclaim_requeues_at_the_front_and_counts_a_crash(broker):
     taken, waiting = _enqueue(broker), _enqueue(broker)
     w = _worker(broker)
-    broker.fetch(w, QUEUES)
+    _fetch(broker, w)
     assert broker.reclaim(w, count_crash=True, crash_limit=3, reason="killed", only_if_expired=False, fallback_queue="high") == (1, 0)
     assert broker.client.lrange(broker.keys.queue("default"), 0, -1) == [taken.encode(), waiting.encode()]
     record = broker.client.hgetall(broker.keys.job(taken))
@@ -97,7 +107,7 @@ def test_reclaim_requeues_at_the_front_and_counts_a_crash(broker):
 def test_reclaim_without_a_crash_leaves_the_count_alone(broker):
     job_id = _enqueue(broker)
     w = _worker(broker)
-    broker.fetch(w, QUEUES)
+    _fetch(broker, w)
     broker.reclaim(w, count_crash=False, crash_limit=1, reason="stopped", only_if_expired=False, fallback_queue="high")
     assert broker.client.hget(broker.keys.job(job_id), "crashes") == b"0"
 
@@ -106,7 +116,7 @@ def test_reclaim_dead_letters_a_job_at_the_crash_limit(broker):
     job_id = _enqueue(broker)
     for attempt in range(2):
         w = _worker(broker, f"w{attempt}")
-        assert broker.fetch(w, QUEUES).id == job_id
+        assert _fetch(broker, w).id == job_id
         broker.reclaim(w, count_crash=True, crash_limit=2, reason=f"crash {attempt}", only_if_expired=False,
                        fallback_queue="high")
     record = broker.client.hgetall(broker.keys.job(job_id))
@@ -118,7 +128,7 @@ def test_reclaim_dead_letters_a_job_at_the_crash_limit(broker):
 def test_reclaim_of_expired_workers_never_touches_a_live_one(broker):
     job_id = _enqueue(broker)
     live = _worker(broker, "live")
-    broker.fetch(live, QUEUES)
+    _fetch(broker, live)
     assert broker.expired_workers() == []
     assert broker.reclaim(live, count_crash=True, crash_limit=3, reason="x", only_if_expired=True,
                           fallback_queue="high") is None
@@ -128,7 +138,7 @@ def test_reclaim_of_expired_workers_never_touches_a_live_one(broker):
 def test_a_worker_whose_heartbeat_expired_is_fenced(broker):
     job_id = _enqueue(broker)
     w = _worker(broker, "slow", ttl_s=0.2)
-    broker.fetch(w, QUEUES)
+    _fetch(broker, w)
     deadline = time.monotonic() + 5
     while broker.expired_workers() != [w]:
         assert time.monotonic() < deadline
@@ -137,15 +147,15 @@ def test_a_worker_whose_heartbeat_expired_is_fenced(broker):
                           fallback_queue="high") == (1, 0)
     assert broker.beat(w, 10) is False, "an expired heartbeat is never recreated"
     with pytest.raises(WorkerFenced):
-        broker.fetch(w, QUEUES)
-    assert broker.ack(w, job_id, b"null", 60) is False, "a reclaimed job's late outcome is dropped"
+        _fetch(broker, w)
+    assert _ack(broker, w, job_id, b"null") is False, "a reclaimed job's late outcome is dropped"
     assert broker.client.hget(broker.keys.job(job_id), "state") == b"queued"
 
 
 def test_fail_moves_the_job_to_the_dead_letter_list(broker):
     job_id = _enqueue(broker)
     w = _worker(broker)
-    broker.fetch(w, QUEUES)
+    _fetch(broker, w)
     assert broker.fail(w, job_id, state="failed", error="ValueError: x", traceback="tb")
     record = broker.client.hgetall(broker.keys.job(job_id))
     assert record[b"state"] == b"failed" and record[b"traceback"] == b"tb"
@@ -166,10 +176,10 @@ def test_fetch_and_reclaim_never_raise_on_tampered_records(broker):
     bad_counts = _enqueue(broker)
     broker.client.hset(broker.keys.job(bad_counts), mapping={"attempts": "many", "crashes": "lots"})
     w = _worker(broker)
-    first = broker.fetch(w, QUEUES)
+    first = _fetch(broker, w)
     assert first.id == wrong_type and first.malformed
     broker.client.lrem(broker.keys.processing(w), 0, wrong_type)
-    second = broker.fetch(w, QUEUES)
+    second = _fetch(broker, w)
     assert second.id == bad_counts and second.attempts == 1 and second.crashes == 0
     broker.client.rpush(broker.keys.processing(w), wrong_type)
     assert broker.reclaim(w, count_crash=True, crash_limit=3, reason="x", only_if_expired=False,
@@ -185,3 +195,24 @@ def test_enqueue_many_creates_every_job_in_order_and_wakes_workers(broker):
     assert broker.client.hget(broker.keys.job(items[-1][0]), "params") == b'{"n": 2499}'
     assert broker.client.llen(broker.keys.wake) > 0
     assert broker.enqueue_many("noop", "low", items[:10]) == 0
+
+
+def test_fetch_takes_a_batch_across_queues_in_priority_order(broker):
+    high = [_enqueue(broker, "high") for _ in range(2)]
+    default = [_enqueue(broker, "default") for _ in range(3)]
+    w = _worker(broker)
+    batch = broker.fetch(w, QUEUES, limit=4)
+    assert [f.id for f in batch] == high + default[:2]
+    assert broker.client.llen(broker.keys.processing(w)) == 4
+    assert broker.ack(w, [(f.raw_id, b"1") for f in batch], 60) == 4
+    assert broker.client.llen(broker.keys.processing(w)) == 0
+
+
+def test_release_gives_unstarted_jobs_back_to_the_front_in_order(broker):
+    ids = [_enqueue(broker) for _ in range(4)]
+    w = _worker(broker)
+    batch = broker.fetch(w, QUEUES, limit=3)
+    assert broker.release(w, [f.raw_id for f in batch[1:]]) == 2
+    assert broker.client.lrange(broker.keys.queue("default"), 0, -1) == [i.encode() for i in ids[1:]]
+    assert broker.client.hget(broker.keys.job(ids[1]), "attempts") == b"0"
+    assert broker.client.lrange(broker.keys.processing(w), 0, -1) == [ids[0].encode()]

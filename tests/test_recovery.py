@@ -103,7 +103,7 @@ def test_jobs_of_a_worker_on_another_host_are_reclaimed_when_its_heartbeat_expir
     job_id = project.submit("sleep", seconds=0.01, tag="stranded")
     broker = project.client.broker
     broker.register_worker("elsewhere-1", 0.5, {"host": "elsewhere", "pid": 1})
-    taken = broker.fetch("elsewhere-1", ["default"])
+    [taken] = broker.fetch("elsewhere-1", ["default"])
     assert taken is not None and taken.id == job_id
     project.supervise("--workers", "1")
     wait_for(lambda: project.state(job_id) == "succeeded", timeout=20, what="the stranded job to run")

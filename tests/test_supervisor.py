@@ -138,4 +138,4 @@ def test_json_logs_for_containers(project):
     assert proc.wait(timeout=30) == 0
     lines = [orjson.loads(line) for line in project.supervisor_log().splitlines()]
     assert {"ts", "level", "logger", "pid", "msg"} <= set(lines[0])
-    assert any("succeeded" in line["msg"] for line in lines)
+    assert any("queues are empty" in line["msg"] for line in lines)

@@ -1,4 +1,4 @@
--- fetch.lua: take the highest-priority waiting job into a worker's processing list.
+-- fetch.lua: take up to N of the highest-priority waiting jobs into a worker's processing list.
 --
 -- Priority: queues are swept in the order given, and the first non-empty one
 -- wins, so a lower-priority job waits as long as any higher queue has jobs at
@@ -8,9 +8,12 @@
 -- the next enqueue pushes a fresh one, so idle workers block on the wake list
 -- without missing a job.
 --
--- A worker calls this only when it holds no job, so an id already in its
--- processing list was taken by a call whose reply was lost (a dropped
--- connection): that job is handed out again rather than left stranded.
+-- A worker calls this only when it holds no job, so ids already in its
+-- processing list were taken by a call whose reply was lost (a dropped
+-- connection): those jobs are handed out again rather than left stranded.
+--
+-- Taking several jobs per call is what makes short jobs cheap; the worker
+-- asks for more than one only when its recent jobs were short (see worker.py).
 --
 -- KEYS[1]  processing list of this worker   batchrun:{ns}:processing:<wid>
 -- KEYS[2]  heartbeat hash of this worker    batchrun:{ns}:worker:<wid>
@@ -19,10 +22,12 @@
 -- ARGV[1]  job key prefix                   batchrun:{ns}:job:
 -- ARGV[2]  now, unix seconds
 -- ARGV[3]  worker id
+-- ARGV[4]  most jobs to take
 --
 -- Returns -1 when the worker's heartbeat is gone (it was presumed dead and its
 -- jobs reclaimed: it must not take more), an empty array when every queue is
--- empty, or {id, job name, params, attempts, crashes}. A queue entry with no
+-- empty, or {id, job name, params, attempts, crashes, id, job name, ...} in
+-- the order the jobs were taken. A queue entry with no
 -- usable job record (missing, not a hash, no job name) comes back as
 -- {id, '', '', 0, 0}: the worker dead-letters it as malformed. Nothing here
 -- can raise on bad data, so a garbage record never stops a worker.
@@ -45,15 +50,33 @@ local function take(id)
     return {id, fields[1], fields[2] or '', attempts, tonumber(fields[3]) or 0}
 end
 
-local pending = redis.call('LINDEX', KEYS[1], 0)
-if pending then
-    return take(pending)
-end
-for i = 4, #KEYS do
-    local id = redis.call('LMOVE', KEYS[i], KEYS[1], 'LEFT', 'RIGHT')
-    if id then
-        return take(id)
+local limit = tonumber(ARGV[4])
+local taken = {}
+local function add(job)
+    for _, field in ipairs(job) do
+        taken[#taken + 1] = field
     end
 end
-redis.call('DEL', KEYS[3])
-return {}
+
+local pending = redis.call('LRANGE', KEYS[1], 0, limit - 1)
+if #pending > 0 then
+    for _, id in ipairs(pending) do
+        add(take(id))
+    end
+    return taken
+end
+local count = 0
+for i = 4, #KEYS do
+    while count < limit do
+        local id = redis.call('LMOVE', KEYS[i], KEYS[1], 'LEFT', 'RIGHT')
+        if not id then
+            break
+        end
+        add(take(id))
+        count = count + 1
+    end
+end
+if count == 0 then
+    redis.call('DEL', KEYS[3])
+end
+return taken
