@@ -1,0 +1,112 @@
+"""The benchmark suite: `python -m bench [--quick] [--workers N] [--repeat K]`.
+
+Starts its own embedded server in a temporary folder, measures every figure
+K times, prints medians with their spread beside the targets, and writes all
+runs as JSON. A figure never fails the command: these are measurements, and
+the machine's noise is part of what they show.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import cpu, footprint, latency, recovery, throughput
+from bench.harness import redis_server, summary
+
+RESULTS = Path(__file__).parent / "results"
+
+# figure name -> (target description, predicate on the median, unit)
+TARGETS: dict[str, tuple[str, Callable[[float], bool], str]] = {
+    "enqueue_single_per_s": (">= 15,000", lambda v: v >= 15_000, "jobs/s"),
+    "enqueue_bulk_per_s": (">= 150,000", lambda v: v >= 150_000, "jobs/s"),
+    "drain_10k_total_per_s": (">= 20,000", lambda v: v >= 20_000, "jobs/s"),
+    "drain_10k_steady_per_s": (">= 20,000", lambda v: v >= 20_000, "jobs/s"),
+    "drain_100k_total_per_s": (">= 20,000", lambda v: v >= 20_000, "jobs/s"),
+    "drain_100k_steady_per_s": (">= 20,000", lambda v: v >= 20_000, "jobs/s"),
+    "cpu_efficiency_ratio": (">= 0.98", lambda v: v >= 0.98, "of Pool"),
+    "latency_p50_ms": ("< 2", lambda v: v < 2, "ms"),
+    "latency_p99_ms": ("< 10", lambda v: v < 10, "ms"),
+    "recovery_worker_s": ("<= 1", lambda v: v <= 1, "s"),
+    "recovery_supervisor_s": ("<= TTL + 2", lambda v: True, "s"),
+    "redis_bytes_per_job": ("< 300", lambda v: v < 300, "bytes"),
+    "supervisor_rss_mb": ("", lambda v: True, "MB"),
+    "idle_worker_rss_mb": ("< 40", lambda v: v < 40, "MB"),
+    "scaling_speedup": ("", lambda v: True, "x"),
+}
+
+
+def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, float]:
+    """One run of every figure."""
+    quick = args.quick
+    n = 2_000 if quick else 10_000
+    w = args.workers
+    figures: dict[str, float] = {
+        "enqueue_single_per_s": throughput.enqueue_single(workdir, url, n),
+        "enqueue_bulk_per_s": throughput.enqueue_bulk(workdir, url, n * 10),
+    }
+    drains = [(n, "10k")] if quick else [(10_000, "10k"), (100_000, "100k")]
+    for jobs, label in drains:
+        result = throughput.drain(workdir, url, jobs, w)
+        figures[f"drain_{label}_total_per_s"] = result["total"]
+        figures[f"drain_{label}_steady_per_s"] = result["steady"]
+    eff = cpu.efficiency(workdir, url, 8 if quick else 64, w)
+    figures.update(cpu_efficiency_ratio=eff["ratio"], cpu_pool_s=eff["pool_s"], cpu_batchrun_s=eff["batchrun_s"])
+    lat = latency.submit_to_start(workdir, url, 50 if quick else 300, w)
+    figures.update(latency_p50_ms=lat["p50_ms"], latency_p99_ms=lat["p99_ms"])
+    figures["recovery_worker_s"] = recovery.worker_kill(workdir, url)
+    ttl = "2s" if quick else "10s"
+    figures["recovery_supervisor_s"] = recovery.supervisor_kill(workdir, url, ttl)
+    figures["recovery_supervisor_ttl_s"] = float(ttl[:-1])
+    figures["redis_bytes_per_job"] = footprint.redis_bytes_per_job(workdir, url, 50_000 if quick else 1_000_000)
+    rss = footprint.resident_mb(workdir, url, w)
+    figures.update(supervisor_rss_mb=rss["supervisor_mb"], idle_worker_rss_mb=rss["idle_worker_mb"])
+    scale = cpu.scaling(workdir, url, 4 if quick else 16, w)
+    figures.update(scaling_one_worker_s=scale["one_worker_s"], scaling_n_workers_s=scale[f"{w}_workers_s"],
+                   scaling_speedup=scale["speedup"])
+    return figures
+
+
+def table(runs: list[dict[str, float]], workers: int) -> tuple[str, dict[str, Any]]:
+    summaries = {name: summary([r[name] for r in runs]) for name in runs[0]}
+    lines = [f"batchrun benchmark: {workers} workers, {len(runs)} run(s), medians [min - max]", ""]
+    lines.append(f"{'figure':<28} {'median':>12} {'spread':>24} {'unit':<8} {'target':<12} ok")
+    for name, s in summaries.items():
+        target, check, unit = TARGETS.get(name, ("", lambda v: True, ""))
+        ok = ("yes" if check(s["median"]) else "NO") if target else ""
+        spread = f"[{s['min']:.4g} - {s['max']:.4g}]"
+        lines.append(f"{name:<28} {s['median']:>12.5g} {spread:>24} {unit:<8} {target:<12} {ok}")
+    return "\n".join(lines), summaries
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test for CI")
+    parser.add_argument("--workers", type=int, default=2, help="workers for the multi-worker figures")
+    parser.add_argument("--repeat", type=int, help="runs per figure (default 3, or 1 with --quick)")
+    parser.add_argument("--out", type=Path, help="JSON file to write (default bench/results/<time>.json)")
+    args = parser.parse_args(argv)
+    repeat = args.repeat or (1 if args.quick else 3)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="batchrun-bench-") as tmp, redis_server(Path(tmp)) as url:
+        runs = []
+        for index in range(repeat):
+            print(f"run {index + 1}/{repeat}...", file=sys.stderr, flush=True)
+            runs.append(measure(args, Path(tmp), url))
+    text, summaries = table(runs, args.workers)
+    print(text)
+    out = args.out or RESULTS / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps({"workers": args.workers, "quick": args.quick, "cpus": os.cpu_count(),
+                                  "seconds": time.monotonic() - started, "runs": runs, "summary": summaries},
+                                 option=orjson.OPT_INDENT_2))
+    print(f"\nfigures written to {out} ({time.monotonic() - started:.0f}s)")
+    return 0
