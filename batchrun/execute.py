@@ -76,7 +76,8 @@ class Executor:
         argv = definition.render_command(params)
         try:
             proc = subprocess.run(argv, cwd=self.project_dir, capture_output=True, stdin=subprocess.DEVNULL,
-                                  start_new_session=True, preexec_fn=die_with_parent(signal.SIGKILL))
+                                  start_new_session=True,
+                                  preexec_fn=die_with_parent(signal.SIGKILL) if sys.platform == "linux" else None)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             return Outcome(False, error=f"cannot run {argv[0]!r}: {exc}")
         stdout = _tail(proc.stdout)

@@ -79,7 +79,7 @@ class Inspector:
 
 def decode_job(job_id: str, fields: dict[str, bytes]) -> dict[str, Any]:
     """Turn a job hash into plain data; fields that are JSON (params, result) are parsed when they can be."""
-    info: dict[str, Any] = {"id": job_id}
+    info: dict[str, Any] = {"id": job_id, "attempts": 0, "crashes": 0}
     for name, value in fields.items():
         text = _text(value)
         if name in INT_FIELDS or name in TIME_FIELDS:

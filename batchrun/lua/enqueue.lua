@@ -10,13 +10,15 @@
 -- ARGV[5]  now, unix seconds
 -- ARGV[6]  cap on pending wake tokens (so tokens cannot pile up while every worker is busy)
 --
+-- attempts and crashes start absent (read as 0), to keep a waiting job small.
+--
 -- Returns 1, or 0 when a job with that id already exists (nothing is written).
 if redis.call('EXISTS', KEYS[1]) == 1 then
     return 0
 end
 redis.call('HSET', KEYS[1],
     'job', ARGV[2], 'params', ARGV[3], 'queue', ARGV[4],
-    'state', 'queued', 'enqueued_at', ARGV[5], 'attempts', 0, 'crashes', 0)
+    'state', 'queued', 'enqueued_at', ARGV[5])
 redis.call('RPUSH', KEYS[2], ARGV[1])
 if redis.call('LLEN', KEYS[3]) < tonumber(ARGV[6]) then
     redis.call('LPUSH', KEYS[3], '1')

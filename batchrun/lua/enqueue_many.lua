@@ -19,7 +19,7 @@ for i = 6, #ARGV, 2 do
     local key = ARGV[1] .. ARGV[i]
     if redis.call('EXISTS', key) == 0 then
         redis.call('HSET', key, 'job', ARGV[2], 'params', ARGV[i + 1], 'queue', ARGV[3],
-            'state', 'queued', 'enqueued_at', ARGV[4], 'attempts', 0, 'crashes', 0)
+            'state', 'queued', 'enqueued_at', ARGV[4])
         created = created + 1
         ids[#ids + 1] = ARGV[i]
         if #ids == 1000 then
