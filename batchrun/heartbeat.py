@@ -50,6 +50,7 @@ class Heartbeat(threading.Thread):
             return
         if not alive:
             self.on_fenced()
+            return
         self.last_success = time.monotonic()
 
     def stop(self) -> None:

@@ -27,6 +27,11 @@ class Keys:
         return f"batchrun:{{{self.namespace}}}:"
 
     @property
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of the namespace (the hash tag's braces escaped)."""
+        return self.prefix.replace("{", "\\{").replace("}", "\\}") + "*"
+
+    @property
     def job_prefix(self) -> str:
         return self.prefix + "job:"
 

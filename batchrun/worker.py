@@ -61,9 +61,8 @@ class Worker:
         self.stopping = False
         self.parent_pid = os.getppid()
         self.pacer = Pacer()
-        self.heartbeat = Heartbeat(
-            heartbeat_broker or broker, identity.worker_id, settings.heartbeat_interval_s, settings.heartbeat_ttl_s, self._fenced
-        )
+        self.heartbeat = Heartbeat(heartbeat_broker or broker, identity.worker_id,
+                                   settings.heartbeat_interval_s, settings.heartbeat_ttl_s, self._fenced)
 
     @property
     def worker_id(self) -> str:

@@ -72,10 +72,16 @@ class Project:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        self.client.connection.client.delete(*self.client.connection.client.keys(
-            self.client.broker.keys.prefix.replace("{", "\\{").replace("}", "\\}") + "*") or ["-"])
+        redis = self.client.connection.client
+        for batch in _chunks(list(redis.scan_iter(match=self.client.broker.keys.pattern, count=10_000)), 10_000):
+            redis.delete(*batch)
         self.client.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def wait_until(condition: Callable[[], Any], timeout_s: float, poll_s: float = 0.005) -> Any:

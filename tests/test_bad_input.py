@@ -10,7 +10,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def _keys(project) -> set[bytes]:
-    return set(project.redis.scan_iter(match=project.keys.prefix.replace("{", "\\{").replace("}", "\\}") + "*"))
+    return set(project.redis.scan_iter(match=project.keys.pattern))
 
 
 def test_submit_prints_an_id_that_show_reports_as_queued(project):

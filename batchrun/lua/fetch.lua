@@ -13,7 +13,7 @@
 -- connection): those jobs are handed out again rather than left stranded.
 --
 -- Taking several jobs per call is what makes short jobs cheap; the worker
--- asks for more than one only when its recent jobs were short (see worker.py).
+-- asks for more than one only when its recent jobs were short (see pacing.py).
 --
 -- KEYS[1]  processing list of this worker   batchrun:{ns}:processing:<wid>
 -- KEYS[2]  heartbeat hash of this worker    batchrun:{ns}:worker:<wid>
@@ -27,10 +27,10 @@
 -- Returns -1 when the worker's heartbeat is gone (it was presumed dead and its
 -- jobs reclaimed: it must not take more), an empty array when every queue is
 -- empty, or {id, job name, params, attempts, crashes, id, job name, ...} in
--- the order the jobs were taken. A queue entry with no
--- usable job record (missing, not a hash, no job name) comes back as
--- {id, '', '', 0, 0}: the worker dead-letters it as malformed. Nothing here
--- can raise on bad data, so a garbage record never stops a worker.
+-- the order the jobs were taken. A queue entry with no usable job record
+-- (missing, not a hash, no job name) comes back as {id, '', '', 0, 0}: the
+-- worker dead-letters it as malformed. Nothing here raises on bad data, so a
+-- garbage record never stops a worker.
 if redis.call('EXISTS', KEYS[2]) == 0 then
     return -1
 end
