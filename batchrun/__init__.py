@@ -1,6 +1,9 @@
 """batchrun: run CPU-heavy data jobs from YAML definitions, with Redis as the only moving part."""
 from batchrun.client import Client
-from batchrun.errors import BatchrunError, ConfigError, JobNotFound, RedisUnavailable, SubmitError
+from batchrun.errors import (
+    BatchrunError, ConfigError, JobInterrupted, JobNotFound, PermanentError, RedisUnavailable, SubmitError, WaitTimeout,
+)
 
-__all__ = ["Client", "BatchrunError", "ConfigError", "JobNotFound", "RedisUnavailable", "SubmitError"]
+__all__ = ["Client", "BatchrunError", "ConfigError", "JobInterrupted", "JobNotFound", "PermanentError",
+           "RedisUnavailable", "SubmitError", "WaitTimeout"]
 __version__ = "0.1.0"

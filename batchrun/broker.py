@@ -10,7 +10,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import redis
 
@@ -18,11 +18,18 @@ from batchrun.errors import BrokerError, RedisUnavailable
 from batchrun.keys import Keys
 from batchrun.scripts import Scripts
 
+if TYPE_CHECKING:
+    from batchrun.config import Settings
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
 WAKE_TOKEN_CAP = 1024
 BULK_CHUNK = 2000
+PROMOTE_CHUNK = 1000
+PURGE_CHUNK = 1000
+FAIL_DEAD = 1
+FAIL_RETRYING = 2
 
 
 def translated(method: Callable[P, R]) -> Callable[P, R]:
@@ -53,6 +60,7 @@ class Fetched:
     params: bytes
     attempts: int
     crashes: int
+    failures: int
     raw_id: bytes = b""
 
     @property
@@ -60,38 +68,64 @@ class Fetched:
         return not self.job
 
 
+@dataclass(frozen=True)
+class Failure:
+    """How an attempt failed. kind: 'retry' (retries may repeat it), 'final' (never retried),
+    or 'dead' (the job could not be run at all)."""
+
+    kind: str
+    error: str
+    traceback: str = ""
+    retries: int = 0
+    retry_at: float = 0.0
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 class Broker:
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
+    """Every job-state change, one script call each. `events_cap` is the events stream's length
+    (0: no events); `result_ttl_s` how long finished and cancelled jobs stay readable."""
+
+    def __init__(self, client: redis.Redis, namespace: str, *, events_cap: int = 10_000,
+                 result_ttl_s: float = 7 * 86400) -> None:
         self.client = client
         self.keys = Keys(namespace)
         self.scripts = Scripts(client)
+        self.events_cap = events_cap
+        self.result_ttl_ms = _ms(result_ttl_s)
+
+    @classmethod
+    def for_settings(cls, client: redis.Redis, settings: "Settings") -> "Broker":
+        return cls(client, settings.namespace, events_cap=settings.event_history, result_ttl_s=settings.result_ttl_s)
+
+    def _context(self) -> list[object]:
+        """The first three arguments of every job-state script (see lua/lib.lua)."""
+        return [self.keys.prefix, time.time(), self.events_cap]
 
     @translated
-    def enqueue(self, job_id: str, job: str, params_json: bytes, queue: str) -> bool:
+    def enqueue(self, job_id: str, job: str, params_json: bytes, queue: str, due: float = 0.0) -> bool:
         """False if the id exists. With random ids that only happens when a retried call had
-        already succeeded, so callers that made the id need not treat it as an error."""
+        already succeeded, so callers that made the id need not treat it as an error.
+        A due time in the future schedules the job instead of queueing it."""
         k = self.keys
         done = self.scripts.enqueue(
-            keys=[k.job(job_id), k.queue(queue), k.wake],
-            args=[job_id, job, params_json, queue, time.time(), WAKE_TOKEN_CAP],
+            keys=[k.job(job_id), k.queue(queue), k.scheduled],
+            args=[*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due],
         )
         return bool(done)
 
     @translated
-    def enqueue_many(self, job: str, queue: str, items: Sequence[tuple[str, bytes]]) -> int:
+    def enqueue_many(self, job: str, queue: str, items: Sequence[tuple[str, bytes]], due: float = 0.0) -> int:
         """Bulk enqueue of (id, params JSON) pairs, a chunk per script call, all chunks in one pipeline."""
         k = self.keys
-        now = time.time()
         with self.client.pipeline(transaction=False) as pipe:
             for start in range(0, len(items), BULK_CHUNK):
                 flat = [x for pair in items[start:start + BULK_CHUNK] for x in pair]
                 self.scripts.enqueue_many(
-                    keys=[k.queue(queue), k.wake], args=[k.job_prefix, job, queue, now, WAKE_TOKEN_CAP, *flat],
-                    client=pipe,
+                    keys=[k.queue(queue), k.wake, k.scheduled],
+                    args=[*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat], client=pipe,
                 )
             return sum(pipe.execute())
 
@@ -114,21 +148,21 @@ class Broker:
         k = self.keys
         reply = self.scripts.fetch(
             keys=[k.processing(worker_id), k.worker(worker_id), k.wake, *map(k.queue, queues)],
-            args=[k.job_prefix, time.time(), worker_id, limit],
+            args=[*self._context(), worker_id, limit],
         )
         if reply == -1:
             raise WorkerFenced(worker_id)
         return [
             Fetched(_text(reply[i]), _text(reply[i + 1]), reply[i + 2], int(reply[i + 3]), int(reply[i + 4]),
-                    raw_id=reply[i])
-            for i in range(0, len(reply), 5)
+                    int(reply[i + 5]), raw_id=reply[i])
+            for i in range(0, len(reply), 6)
         ]
 
     @translated
     def release(self, worker_id: str, raw_ids: Sequence[bytes]) -> int:
         """Give back jobs taken but not started, to the front of their queues."""
-        k = self.keys
-        return self.scripts.release(keys=[k.processing(worker_id), k.wake], args=[k.prefix, *raw_ids])
+        return self.scripts.release(
+            keys=[self.keys.processing(worker_id)], args=[*self._context(), self.result_ttl_ms, *raw_ids])
 
     @translated
     def wait_for_work(self, timeout_s: float) -> bool:
@@ -141,30 +175,31 @@ class Broker:
         self.client.lpush(self.keys.wake, *["1"] * max(1, count))
 
     @translated
-    def ack(self, worker_id: str, results: Sequence[tuple[bytes, bytes]], result_ttl_s: float) -> int:
+    def ack(self, worker_id: str, results: Sequence[tuple[bytes, bytes]]) -> int:
         """Record successes, given as (raw job id, result JSON); returns how many were still ours."""
         k = self.keys
         flat = [x for pair in results for x in pair]
         return self.scripts.ack(
             keys=[k.processing(worker_id), k.worker(worker_id)],
-            args=[k.job_prefix, time.time(), _ms(result_ttl_s), *flat],
+            args=[*self._context(), self.result_ttl_ms, *flat],
         )
 
     @translated
-    def fail(self, worker_id: str, job_id: str, *, state: str, error: str, traceback: str = "") -> bool:
+    def fail(self, worker_id: str, job_id: str, failure: Failure) -> int:
+        """Returns FAIL_RETRYING, FAIL_DEAD, or 0 when the job was no longer this worker's."""
         k = self.keys
-        done = self.scripts.fail(
-            keys=[k.processing(worker_id), k.job(job_id), k.worker(worker_id), k.dead],
-            args=[job_id, time.time(), state, error, traceback],
-        )
-        return bool(done)
+        return int(self.scripts.fail(
+            keys=[k.processing(worker_id), k.job(job_id), k.worker(worker_id), k.scheduled],
+            args=[*self._context(), job_id, failure.kind, failure.error, failure.traceback,
+                  failure.retries, failure.retry_at],
+        ))
 
     @translated
     def bury(self, worker_id: str, raw: bytes, new_id: str, reason: str) -> bool:
         k = self.keys
         done = self.scripts.bury(
-            keys=[k.processing(worker_id), k.job(new_id), k.dead, k.worker(worker_id)],
-            args=[raw, new_id, time.time(), reason],
+            keys=[k.processing(worker_id), k.job(new_id), k.worker(worker_id)],
+            args=[*self._context(), raw, new_id, reason],
         )
         return bool(done)
 
@@ -179,12 +214,60 @@ class Broker:
         """
         k = self.keys
         reply = self.scripts.reclaim(
-            keys=[k.processing(worker_id), k.worker(worker_id), k.workers, k.dead, k.wake, k.queue(fallback_queue)],
-            args=[worker_id, k.prefix, int(count_crash), crash_limit, reason, time.time(), int(only_if_expired)],
+            keys=[k.processing(worker_id), k.worker(worker_id), k.workers, k.queue(fallback_queue)],
+            args=[*self._context(), worker_id, int(count_crash), crash_limit, reason, int(only_if_expired),
+                  self.result_ttl_ms],
         )
         if reply == -1:
             return None
         return int(reply[0]), int(reply[1])
+
+    @translated
+    def promote(self, fallback_queue: str, limit: int = PROMOTE_CHUNK) -> tuple[int, float | None]:
+        """Queue the scheduled jobs that are due; returns how many moved and when the next one is due."""
+        moved, next_due = self.scripts.promote(
+            keys=[self.keys.scheduled, self.keys.queue(fallback_queue)],
+            args=[*self._context(), limit, WAKE_TOKEN_CAP],
+        )
+        return int(moved), float(next_due) if next_due else None
+
+    @translated
+    def cancel(self, job_id: str) -> str:
+        """'cancelled', 'cancelling' (it runs; its supervisor stops it), 'missing', or the state it ended in."""
+        k = self.keys
+        return _text(self.scripts.cancel(
+            keys=[k.job(job_id), k.scheduled, k.cancelling], args=[*self._context(), job_id, self.result_ttl_ms]))
+
+    @translated
+    def job_fields(self, job_id: str, *fields: str) -> list[str | None]:
+        return [None if v is None else _text(v) for v in self.client.hmget(self.keys.job(job_id), fields)]
+
+    @translated
+    def cancel_requests(self) -> list[str]:
+        return sorted(_text(i) for i in self.client.smembers(self.keys.cancelling))
+
+    @translated
+    def drop_stale_cancel_requests(self, job_ids: Sequence[str]) -> None:
+        """Forget requests for jobs that no longer run (they ended before anyone stopped them)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), "state")
+            states = pipe.execute()
+        stale = [j for j, state in zip(job_ids, states) if state != b"running"]
+        if stale:
+            self.client.srem(self.keys.cancelling, *stale)
+
+    @translated
+    def requeue(self, job_ids: Sequence[str]) -> list[int]:
+        """Per id: 1 requeued, 0 not dead-lettered, -1 a malformed entry with nothing to run."""
+        if not job_ids:
+            return []
+        reply = self.scripts.requeue(keys=[self.keys.dead], args=[*self._context(), WAKE_TOKEN_CAP, *job_ids])
+        return [int(r) for r in reply]
+
+    @translated
+    def purge_dead(self, limit: int = PURGE_CHUNK) -> int:
+        return int(self.scripts.purge(keys=[self.keys.dead], args=[*self._context(), limit]))
 
     @translated
     def expired_workers(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -12,7 +13,8 @@ from batchrun import logs, render
 from batchrun.client import Client
 from batchrun.config import Settings, load_settings
 from batchrun.connection import connect
-from batchrun.errors import AlreadyRunning, BatchrunError, ExitCode, SubmitError
+from batchrun.durations import parse_duration
+from batchrun.errors import AlreadyRunning, BatchrunError, ExitCode, SubmitError, WaitTimeout
 from batchrun.hostlock import SupervisorLock
 from batchrun.registry import load_registry
 from batchrun.supervisor import Supervisor, default_workers
@@ -55,9 +57,113 @@ def cmd_submit(args: argparse.Namespace) -> int:
         definition = client.registry.get(args.job)
         params = _json_params(args.json) if args.json else {}
         params.update(definition.parse_cli_params(args.param, validate=False))
-        job_id = client.submit_params(args.job, params)
+        job_id = client.submit_params(args.job, params, delay=_delay(args.delay), at=_at(args.at))
     print(job_id)
     return ExitCode.OK
+
+
+def _delay(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise SubmitError(f"--delay: {exc}") from None
+
+
+def _at(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise SubmitError(f"--at: expected an ISO 8601 time like 2026-12-01T03:00:00Z, got {text!r}") from None
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    code = ExitCode.OK
+    with _client(args) as client:
+        for job_id in args.job_id:
+            outcome = client.cancel(job_id)
+            if outcome == "cancelling":
+                print(f"{job_id}: running; its worker is being stopped")
+            elif outcome == "cancelled":
+                print(f"{job_id}: cancelled")
+            else:
+                print(f"{job_id}: already ended ({outcome}); nothing to cancel")
+                code = ExitCode.FAILURE
+    return code
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        try:
+            states = client.wait(args.job_id, args.timeout)
+        except WaitTimeout as exc:
+            _print_states(exc.states)
+            raise
+    _print_states(states)
+    return ExitCode.OK if all(s == "succeeded" for s in states.values()) else ExitCode.FAILURE
+
+
+def _print_states(states: dict[str, str]) -> None:
+    for job_id, state in states.items():
+        print(f"{job_id}  {state}")
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        history = client.events.history(args.count)
+        for event in history:
+            _print_event(event, args.json)
+        if args.follow:
+            after = history[-1]["stream_id"] if history else "$"
+            for event in client.events.follow(after):
+                _print_event(event, args.json)
+    return ExitCode.OK
+
+
+def _print_event(event: dict, as_json: bool) -> None:
+    print(orjson.dumps(event).decode() if as_json else render.event(event), flush=True)
+
+
+def cmd_dead(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        jobs = client.dead(args.limit)
+    print(orjson.dumps(jobs).decode() if args.json else render.dead(jobs))
+    return ExitCode.OK
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    if bool(args.job_id) == args.all:
+        raise SubmitError("give job ids or --all, not both or neither")
+    with _client(args) as client:
+        if args.all:
+            print(f"requeued {client.requeue_all()} jobs")
+            return ExitCode.OK
+        results = client.requeue(args.job_id)
+    meaning = {1: "requeued", 0: "not in the dead-letter list", -1: "a malformed entry with no job to run"}
+    for job_id, result in results.items():
+        print(f"{job_id}: {meaning[result]}")
+    return ExitCode.OK if all(r == 1 for r in results.values()) else ExitCode.FAILURE
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    if not args.dead:
+        raise SubmitError("say what to purge: --dead (the dead-letter list)")
+    with _client(args) as client:
+        count = client.inspector.dead_count()
+        if count and not args.yes and not _confirm(f"Delete {count} dead-lettered jobs and their records? [y/N] "):
+            print("nothing deleted")
+            return ExitCode.FAILURE
+        print(f"deleted {client.purge_dead()} dead-lettered jobs")
+    return ExitCode.OK
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise SubmitError("refusing to purge without confirmation; pass --yes")
+    return input(question).strip().lower() in ("y", "yes")
 
 
 def _json_params(text: str) -> dict:
@@ -93,6 +199,13 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return ExitCode.CONFIG if registry.errors else ExitCode.OK
 
 
+def _seconds(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchrun", description="Run CPU-heavy jobs defined in YAML, through Redis.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -115,6 +228,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("job", help="job name, as defined in the jobs folder")
     sub.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter")
     sub.add_argument("--json", help="parameters as a JSON object (-p values override it)")
+    when = sub.add_mutually_exclusive_group()
+    when.add_argument("--delay", help="run after this long, e.g. 90s, 5m, 2h")
+    when.add_argument("--at", help="run at this time, ISO 8601 with a zone, e.g. 2026-12-01T03:00:00Z")
+    cancel = add("cancel", cmd_cancel, "cancel jobs: waiting ones at once, running ones by stopping their worker")
+    cancel.add_argument("job_id", nargs="+")
+    wait = add("wait", cmd_wait, "wait until jobs end; exit 0 only if all succeeded (8 on timeout)")
+    wait.add_argument("job_id", nargs="+")
+    wait.add_argument("--timeout", type=_seconds, help="give up after this long, e.g. 30s")
+    events = add("events", cmd_events, "print recent job events; --follow keeps printing new ones")
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing events as they happen")
+    events.add_argument("--count", type=int, default=20, help="how many past events to print first (default 20)")
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    dead = add("dead", cmd_dead, "list dead-lettered jobs with their reasons")
+    dead.add_argument("--json", action="store_true", help="print JSON")
+    dead.add_argument("--limit", type=int, default=1000, help="list at most this many (default 1000)")
+    requeue = add("requeue", cmd_requeue, "put dead-lettered jobs back in their queues, counters reset")
+    requeue.add_argument("job_id", nargs="*")
+    requeue.add_argument("--all", action="store_true", help="requeue the whole dead-letter list")
+    purge = add("purge", cmd_purge, "delete dead-lettered jobs and their records")
+    purge.add_argument("--dead", action="store_true", help="empty the dead-letter list")
+    purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     for name, func, help in (("status", cmd_status, "queues, workers, in-flight and dead-letter counts"),
                              ("show", cmd_show, "one job's state, attempts, timestamps and result or error")):
         cmd = add(name, func, help)

@@ -2,14 +2,18 @@
 
     with batchrun.Client.open() as client:
         job_id = client.submit("count-primes", stop=100_000)
-        client.job(job_id)["state"]
+        later = client.submit_params("count-primes", {"stop": 10}, delay=90)
+        client.wait([job_id])            # {"<id>": "succeeded"}
+        client.job(job_id)["result"]
 
 Parameters are validated against the job's YAML definition before anything
 is written, so a bad submit changes nothing.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +24,14 @@ from batchrun.config import Settings, load_settings
 from batchrun.connection import Connection, connect
 from batchrun.errors import JobNotFound, SubmitError
 from batchrun.ids import new_job_id
+from batchrun.events import EventReader
 from batchrun.inspection import Inspector
 from batchrun.registry import JobDefinition, Registry, load_registry
+
+
+Delay = float | timedelta | None
+When = datetime | float | None
+REQUEUE_CHUNK = 500
 
 
 class Client:
@@ -29,8 +39,9 @@ class Client:
         self.settings = settings
         self.registry = registry
         self.connection = connection
-        self.broker = Broker(connection.client, settings.namespace)
+        self.broker = Broker.for_settings(connection.client, settings)
         self.inspector = Inspector(connection.client, settings.namespace)
+        self.events = EventReader(connection.client, settings.namespace)
 
     @classmethod
     def open(
@@ -46,21 +57,61 @@ class Client:
     def submit(self, job: str, /, **params: Any) -> str:
         return self.submit_params(job, params)
 
-    def submit_params(self, job: str, params: Mapping[str, Any]) -> str:
-        """Validate and enqueue one job; returns its id."""
+    def submit_params(self, job: str, params: Mapping[str, Any], *, delay: Delay = None, at: When = None) -> str:
+        """Validate and enqueue one job; returns its id. `delay` (seconds or a timedelta) or `at`
+        (an aware datetime or unix time) schedules it for later instead."""
+        due = due_time(delay, at)
         definition = self._definition(job)
         payload = encode_params(definition.validate_params(params), self.settings.max_payload_bytes)
         job_id = new_job_id()
-        self.broker.enqueue(job_id, definition.name, payload, definition.queue)
+        self.broker.enqueue(job_id, definition.name, payload, definition.queue, due)
         return job_id
 
-    def submit_many(self, job: str, params_list: Sequence[Mapping[str, Any]]) -> list[str]:
+    def submit_many(self, job: str, params_list: Sequence[Mapping[str, Any]], *, delay: Delay = None,
+                    at: When = None) -> list[str]:
         """Validate every job first, then enqueue them all in one pipeline; returns their ids in order."""
+        due = due_time(delay, at)
         definition = self._definition(job)
         limit = self.settings.max_payload_bytes
         items = [(new_job_id(), encode_params(definition.validate_params(p), limit)) for p in params_list]
-        self.broker.enqueue_many(definition.name, definition.queue, items)
+        self.broker.enqueue_many(definition.name, definition.queue, items, due)
         return [job_id for job_id, _ in items]
+
+    def cancel(self, job_id: str) -> str:
+        """'cancelled' (it was waiting), 'cancelling' (it runs; its worker is being stopped), or the
+        state it had already ended in. Raises JobNotFound for an unknown id."""
+        outcome = self.broker.cancel(job_id)
+        if outcome == "missing":
+            raise JobNotFound(f"no job {job_id!r} (unknown, or its record expired)")
+        return outcome
+
+    def wait(self, job_ids: Sequence[str], timeout_s: float | None = None) -> dict[str, str]:
+        """Block until every job has ended; returns each one's final state (see EventReader.wait)."""
+        return self.events.wait(job_ids, timeout_s)
+
+    def dead(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Dead-lettered jobs, oldest first, with their error."""
+        return self.inspector.jobs(self.inspector.dead_ids(0, limit - 1))
+
+    def requeue(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """Per id: 1 requeued with its counters reset, 0 not dead-lettered, -1 nothing to run."""
+        return dict(zip(job_ids, self.broker.requeue(job_ids)))
+
+    def requeue_all(self) -> int:
+        """Requeue the whole dead-letter list, a chunk at a time; returns how many were requeued."""
+        total, skip = 0, 0
+        while ids := self.inspector.dead_ids(skip, skip + REQUEUE_CHUNK - 1):
+            results = self.broker.requeue(ids)
+            total += results.count(1)
+            skip += results.count(-1)
+        return total
+
+    def purge_dead(self) -> int:
+        """Delete every dead-lettered job and its record; returns how many."""
+        total = 0
+        while removed := self.broker.purge_dead():
+            total += removed
+        return total
 
     def _definition(self, job: str) -> JobDefinition:
         try:
@@ -88,6 +139,22 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def due_time(delay: Delay, at: When) -> float:
+    """Unix time a job is due; 0 means now. A time already past means now too."""
+    if delay is not None and at is not None:
+        raise SubmitError("give either a delay or a time to run at, not both")
+    if delay is not None:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if seconds < 0:
+            raise SubmitError(f"delay must not be negative, got {seconds:g}s")
+        return time.time() + seconds if seconds > 0 else 0.0
+    if isinstance(at, datetime):
+        if at.tzinfo is None:
+            raise SubmitError(f"time {at.isoformat()} has no time zone; add one, e.g. Z or +02:00")
+        return at.timestamp()
+    return float(at) if at is not None else 0.0
 
 
 def encode_params(params: Mapping[str, Any], limit_bytes: int) -> bytes:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .durations import parse_duration, parse_size
 from .errors import ConfigError, ConfigErrors, Location
@@ -23,6 +23,9 @@ DEFAULT_JOBS_DIR = Path("jobs")
 ENV_PREFIX = "BATCHRUN_"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 _NAME_RULE = "may only contain letters, digits, '_', '.' and '-'"
+_NO_LIMIT = ("", "none", "null")
+_T = TypeVar("_T")
+_Number = TypeVar("_Number", int, float)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,13 @@ class Settings:
     crash_limit: int
     result_ttl_s: float
     max_payload_bytes: int
+    memory_limit_bytes: int | None
+    max_jobs_per_worker: int | None
+    max_worker_memory_bytes: int | None
+    max_result_bytes: int
+    event_history: int
+    timeout_grace_s: float
+    promote_interval_s: float
     log_format: str
     log_level: str
     appendfsync: str
@@ -125,13 +135,34 @@ def _crash_limit(value: object) -> int:
     return limit
 
 
-def _positive(parse: Callable[[object], float]) -> Callable[[object], float]:
-    def parse_positive(value: object) -> float:
+def _at_least(minimum: int) -> Callable[[object], int]:
+    def parse_count(value: object) -> int:
+        count = _whole_number(value)
+        if count < minimum:
+            raise ValueError(f"must be at least {minimum}, got {count}")
+        return count
+    return parse_count
+
+
+def _positive(parse: Callable[[object], _Number]) -> Callable[[object], _Number]:
+    def parse_positive(value: object) -> _Number:
         number = parse(value)
         if number <= 0:
             raise ValueError(f"must be greater than zero, got {value!r}")
         return number
     return parse_positive
+
+
+def _or_no_limit(parse: Callable[[object], _T]) -> Callable[[object], _T | None]:
+    """null in YAML; `none`, `null` (or empty, which counts as unset) from the environment or a flag."""
+    def parse_limit(value: object) -> _T | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NO_LIMIT):
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (or null for no limit)") from None
+    return parse_limit
 
 
 def _choice(*options: str) -> Callable[[object], str]:
@@ -164,6 +195,13 @@ _KEYS: dict[str, _Key] = {
     "crash_limit": _Key("crash_limit", _crash_limit, 3),
     "result_ttl": _Key("result_ttl_s", _positive(parse_duration), "7d"),
     "max_payload": _Key("max_payload_bytes", _positive(parse_size), "1MiB"),
+    "memory_limit": _Key("memory_limit_bytes", _or_no_limit(_positive(parse_size)), None),
+    "max_jobs_per_worker": _Key("max_jobs_per_worker", _or_no_limit(_at_least(1)), None),
+    "max_worker_memory": _Key("max_worker_memory_bytes", _or_no_limit(_positive(parse_size)), None),
+    "max_result": _Key("max_result_bytes", _positive(parse_size), "1MiB"),
+    "event_history": _Key("event_history", _at_least(0), 10000),
+    "timeout_grace": _Key("timeout_grace_s", parse_duration, "2s"),
+    "promote_interval": _Key("promote_interval_s", _positive(parse_duration), "200ms"),
     "log_format": _Key("log_format", _choice("text", "json"), "text"),
     "log_level": _Key("log_level", _choice("debug", "info", "warning", "error", "critical"), "info"),
     "appendfsync": _Key("appendfsync", _choice("always", "everysec", "no"), "everysec"),

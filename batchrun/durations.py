@@ -54,3 +54,15 @@ def _split(value: object, what: str, examples: str) -> tuple[float, str]:
     if match is None:
         raise ValueError(f"invalid {what} {value!r}; expected a number and a unit, like {examples}")
     return float(match[1]), match[2].lower()
+
+
+def format_size(size: int) -> str:
+    """Bytes for people: `612.0 MiB`."""
+    if size < 1024:
+        return f"{size} B"
+    value, unit = size / 1024, "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}"

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 5
     ALREADY_RUNNING = 6
     WORKER_BOOT = 7
+    TIMEOUT = 8
 
 
 class BatchrunError(Exception):
@@ -97,3 +98,26 @@ class AlreadyRunning(BatchrunError):
 
 class WorkerBootFailed(BatchrunError):
     exit_code = ExitCode.WORKER_BOOT
+
+
+class WaitTimeout(BatchrunError):
+    """`wait` gave up before every job finished; `states` holds each job's state at that moment."""
+
+    exit_code = ExitCode.TIMEOUT
+
+    def __init__(self, message: str, states: dict[str, str]) -> None:
+        super().__init__(message)
+        self.states = states
+
+
+class PermanentError(Exception):
+    """Raise it from a handler when retrying cannot help (bad input data, say): the job fails at once."""
+
+
+class JobInterrupted(BaseException):
+    """Raised inside a handler when its job hits its timeout or is cancelled.
+
+    A handler may catch it to clean up, but the job ends either way: its worker
+    leaves and the supervisor records the outcome. It derives from
+    BaseException so that `except Exception` in a handler does not swallow it.
+    """

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from batchrun.childproc import die_with_parent
-from batchrun.errors import ConfigError, Location
+from batchrun.errors import ConfigError, JobInterrupted, Location, PermanentError
 from batchrun.registry import JobDefinition, Registry
 
 OUTPUT_TAIL_BYTES = 64 * 1024
@@ -28,10 +28,13 @@ OUTPUT_TAIL_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class Outcome:
+    """retry=False: the failure is permanent (the handler raised PermanentError, say)."""
+
     ok: bool
     result_json: bytes = b"null"
     error: str = ""
     traceback: str = ""
+    retry: bool = True
 
 
 def resolve(definition: JobDefinition) -> Callable[..., Any]:
@@ -66,8 +69,11 @@ class Executor:
             return self._run_command(definition, params)
         try:
             value = self.handlers[definition.name](**params)
+        except JobInterrupted:
+            raise
         except BaseException as exc:  # a handler's sys.exit() must not end the worker
-            return Outcome(False, error=_describe(exc), traceback=traceback.format_exc())
+            return Outcome(False, error=_describe(exc), traceback=traceback.format_exc(),
+                           retry=not isinstance(exc, PermanentError))
         return _encode(value)
 
     def _run_command(self, definition: JobDefinition, params: Mapping[str, Any]) -> Outcome:
@@ -90,7 +96,7 @@ def _encode(value: Any) -> Outcome:
     try:
         return Outcome(True, result_json=orjson.dumps(value))
     except TypeError as exc:
-        return Outcome(False, error=f"result is not JSON-serialisable: {exc}")
+        return Outcome(False, error=f"result is not JSON-serialisable: {exc}", retry=False)
 
 
 def _describe(exc: BaseException) -> str:

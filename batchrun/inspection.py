@@ -10,8 +10,8 @@ import redis
 from batchrun.broker import translated
 from batchrun.keys import Keys
 
-INT_FIELDS = ("attempts", "crashes")
-TIME_FIELDS = ("enqueued_at", "started_at", "finished_at")
+INT_FIELDS = ("attempts", "failures", "crashes")
+TIME_FIELDS = ("enqueued_at", "started_at", "finished_at", "due_at", "cancel_requested")
 
 
 def _text(value: bytes) -> str:
@@ -29,6 +29,20 @@ class Inspector:
         if not raw:
             return None
         return decode_job(job_id, {_text(k): v for k, v in raw.items()})
+
+    @translated
+    def jobs(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Records of several jobs in one round trip; ids whose record is gone are left out."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.job(job_id))
+            records = pipe.execute()
+        return [decode_job(job_id, {_text(k): v for k, v in raw.items()})
+                for job_id, raw in zip(job_ids, records) if raw]
+
+    @translated
+    def scheduled_count(self) -> int:
+        return self.client.zcard(self.keys.scheduled)
 
     @translated
     def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
@@ -73,13 +87,14 @@ class Inspector:
             "queues": self.queue_depths(queues),
             "workers": workers,
             "in_flight": sum(w["in_flight"] for w in workers),
+            "scheduled": self.scheduled_count(),
             "dead": self.dead_count(),
         }
 
 
 def decode_job(job_id: str, fields: dict[str, bytes]) -> dict[str, Any]:
     """Turn a job hash into plain data; fields that are JSON (params, result) are parsed when they can be."""
-    info: dict[str, Any] = {"id": job_id, "attempts": 0, "crashes": 0}
+    info: dict[str, Any] = {"id": job_id, "attempts": 0, "failures": 0, "crashes": 0}
     for name, value in fields.items():
         text = _text(value)
         if name in INT_FIELDS or name in TIME_FIELDS:

@@ -12,6 +12,9 @@ the prefixes below, which stay inside that hash tag.
     batchrun:{ns}:workers             set of worker ids that may own a processing list
     batchrun:{ns}:dead                list of dead-lettered job ids, oldest at the left
     batchrun:{ns}:wake                list of wake-up tokens that idle workers block on
+    batchrun:{ns}:scheduled           sorted set of delayed jobs and retries, scored by due time
+    batchrun:{ns}:cancelling          set of running jobs someone asked to cancel
+    batchrun:{ns}:events              capped stream of job events (and the pub/sub channel of live ones)
 """
 from __future__ import annotations
 
@@ -62,3 +65,16 @@ class Keys:
     @property
     def wake(self) -> str:
         return self.prefix + "wake"
+
+    @property
+    def scheduled(self) -> str:
+        return self.prefix + "scheduled"
+
+    @property
+    def cancelling(self) -> str:
+        return self.prefix + "cancelling"
+
+    @property
+    def events(self) -> str:
+        """The capped events stream; live events are published on a channel of the same name."""
+        return self.prefix + "events"

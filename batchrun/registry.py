@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .backoff import DEFAULT as DEFAULT_BACKOFF, KINDS as BACKOFF_KINDS, Backoff
 from .config import NAME_PATTERN
 from .durations import parse_duration, parse_size
 from .errors import ConfigError, ConfigErrors, Location, SubmitError
@@ -22,7 +23,8 @@ from .params import MISSING, TYPES, Param, check_value, parse_cli_params, valida
 from .yamlfile import Document, did_you_mean, display_path, load
 
 _JOB_KEYS = ("name", "description", "handler", "command", "queue", "params", "timeout",
-             "retries", "memory_limit")
+             "retries", "backoff", "memory_limit")
+_BACKOFF_KEYS = ("kind", "delay", "max", "jitter")
 _PARAM_KEYS = ("type", "required", "default", "description")
 _HANDLER = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _PARAM_NAME = re.compile(r"[A-Za-z_]\w*")
@@ -41,6 +43,7 @@ class JobDefinition:
     params: Mapping[str, Param]
     timeout_s: float | None
     retries: int
+    backoff: Backoff
     memory_limit_bytes: int | None
     description: str
 
@@ -133,6 +136,7 @@ def parse_job(doc: Document, queues: Sequence[str]) -> JobDefinition:
         params=MappingProxyType(params),
         timeout_s=_field(doc, "timeout", _positive_duration, None),
         retries=_field(doc, "retries", _retries, 0),
+        backoff=_parse_backoff(doc, data.get("backoff")),
         memory_limit_bytes=_field(doc, "memory_limit", _positive_size, None),
         description=_field(doc, "description", _string, ""),
     )
@@ -140,12 +144,15 @@ def parse_job(doc: Document, queues: Sequence[str]) -> JobDefinition:
 
 def _field(doc: Document, key: str, parse: Any, default: Any) -> Any:
     value = doc.data.get(key)
-    if value is None:
-        return default
+    return default if value is None else _checked(doc, (key,), parse, value)
+
+
+def _checked(doc: Document, where: tuple[str, ...], parse: Any, value: object) -> Any:
+    """`parse(value)`, with its ValueError turned into an error at `where` in the file."""
     try:
         return parse(value)
     except ValueError as exc:
-        raise doc.error((key,), str(exc)) from None
+        raise doc.error(where, str(exc)) from None
 
 
 def _string(value: object) -> str:
@@ -171,6 +178,47 @@ def _positive_size(value: object) -> int:
 def _retries(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _parse_backoff(doc: Document, value: object) -> Backoff:
+    """`backoff: 10s` waits exactly 10s before every retry; a mapping tunes the exponential default."""
+    if value is None:
+        return DEFAULT_BACKOFF
+    if not isinstance(value, dict):
+        delay = _checked(doc, ("backoff",), _backoff_delay, value)
+        return Backoff("fixed", delay, delay, jitter=False)
+    unknown = doc.unknown_key_errors(("backoff",), value, _BACKOFF_KEYS)
+    if unknown:
+        raise unknown[0]
+    default = DEFAULT_BACKOFF
+    kind = _checked(doc, ("backoff", "kind"), _backoff_kind, value.get("kind", default.kind))
+    delay = _checked(doc, ("backoff", "delay"), _positive_duration, value.get("delay", default.delay_s))
+    # Without an explicit cap, a delay above the default cap is its own cap, not an error.
+    max_s = _checked(doc, ("backoff", "max"), parse_duration, value.get("max", max(delay, default.max_s)))
+    if max_s < delay:
+        raise doc.error(("backoff", "max"), f"max ({max_s:g}s) must be at least delay ({delay:g}s)")
+    jitter = _checked(doc, ("backoff", "jitter"), _bool, value.get("jitter", default.jitter))
+    return Backoff(kind, delay, max_s, jitter)
+
+
+def _backoff_delay(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError("expected a duration like 10s, or a mapping like "
+                         f"{{kind: exponential, delay: 1s, max: 5m, jitter: true}}; got {value!r}")
+    return _positive_duration(value)
+
+
+def _backoff_kind(value: object) -> str:
+    if value not in BACKOFF_KINDS:
+        raise ValueError(f"unknown kind {value!r}{did_you_mean(value, BACKOFF_KINDS)} "
+                         f"(expected one of: {', '.join(BACKOFF_KINDS)})")
+    return str(value)
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
     return value
 
 

@@ -9,8 +9,9 @@ import orjson
 
 from batchrun.registry import JobDefinition
 
-JOB_ORDER = ("id", "job", "state", "queue", "params", "attempts", "crashes", "worker",
-             "enqueued_at", "started_at", "finished_at", "result", "error", "last_crash", "raw")
+JOB_ORDER = ("id", "job", "state", "queue", "params", "attempts", "failures", "crashes", "worker",
+             "enqueued_at", "due_at", "started_at", "finished_at", "cancel_requested", "result", "error",
+             "last_crash", "raw")
 
 
 def _when(seconds: float) -> str:
@@ -37,13 +38,31 @@ def job(info: dict[str, Any]) -> str:
 def status(data: dict[str, Any]) -> str:
     lines = ["queues (highest priority first):"]
     lines += [f"  {name:<20} {depth:>8}" for name, depth in data["queues"].items()]
-    lines.append(f"in flight: {data['in_flight']}    dead-lettered: {data['dead']}")
+    lines.append(f"in flight: {data['in_flight']}    scheduled: {data.get('scheduled', 0)}    "
+                 f"dead-lettered: {data['dead']}")
     lines.append(f"workers: {len(data['workers'])}")
     for worker in data["workers"]:
         beat = worker["heartbeat"] or {}
         state = f"running {beat['job']}" if beat.get("job") else ("idle" if worker["alive"] else "heartbeat expired")
         lines.append(f"  {worker['id']:<40} pid {beat.get('pid', '?'):>7}  {state}")
     return "\n".join(lines)
+
+
+def dead(jobs: list[dict[str, Any]]) -> str:
+    if not jobs:
+        return "(the dead-letter list is empty)"
+    lines = []
+    for info in jobs:
+        when = _value("finished_at", info.get("finished_at", ""))
+        reason = str(info.get("error", "")).splitlines()[0] if info.get("error") else ""
+        lines.append(f"{info['id']}  {info.get('job') or '?':<20} {info.get('state', '?'):<7} {when}  {reason}")
+    return "\n".join(lines)
+
+
+def event(data: dict[str, Any]) -> str:
+    when = _when(data["ts"]) if isinstance(data.get("ts"), float) else str(data.get("ts", ""))
+    detail = f"  {data['detail']}" if data.get("detail") else ""
+    return f"{when}  {data.get('event', '?'):<10} {data.get('id', '?')}  {data.get('job', '')}{detail}"
 
 
 def definitions(defs: Iterable[JobDefinition]) -> str:

@@ -20,19 +20,21 @@ import psutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from batchrun.broker import Broker
+from batchrun.broker import PROMOTE_CHUNK, Broker
 from batchrun.config import Settings
 from batchrun.connection import Connection
 from batchrun.errors import BatchrunError, ExitCode, RedisUnavailable
+from batchrun.failures import attempt_failed
 from batchrun.inspection import Inspector
 from batchrun.registry import Registry
+from batchrun.slots import Slots
+from batchrun.watchdog import CANCEL, Interrupt, Watchdog
 from batchrun.worker import Identity, WorkerExit
 from batchrun.worker_process import child_main, fork_worker
 
 log = logging.getLogger("batchrun.supervisor")
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
-TICK_S = 1.0
 UNTIL_EMPTY_TICK_S = 0.1
 HEALTHY_AFTER_S = 5.0
 MAX_BACKOFF_S = 10.0
@@ -48,6 +50,7 @@ class Child:
     started: float
     killed_by_us: bool = False
     kill_counts_crash: bool = False
+    interrupt: Interrupt | None = None
 
 
 @dataclass
@@ -76,7 +79,7 @@ class Supervisor:
     def __post_init__(self) -> None:
         self.host = socket.gethostname()
         self.id = f"{self.host}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.broker = Broker(self.connection.client, self.settings.namespace)
+        self.broker = Broker.for_settings(self.connection.client, self.settings)
         self.inspector = Inspector(self.connection.client, self.settings.namespace)
         self.children: dict[int, Child] = {}
         self.slots = [Slot() for _ in range(self.workers)]
@@ -87,6 +90,10 @@ class Supervisor:
         self.unreclaimed: dict[str, tuple[bool, str]] = {}
         self.next_expiry_check = 0.0
         self.redis_trouble_until = 0.0
+        self.job_slots = Slots(self.workers)
+        self.watchdog = Watchdog(self.job_slots, self.settings.timeout_grace_s)
+        self.cancel_requests: set[str] = set()
+        self.next_promote = 0.0
         self.wakeup_r, self.wakeup_w = os.pipe()
         self.release_in_child.append(self._close_wakeup_pipe)
 
@@ -109,10 +116,12 @@ class Supervisor:
         self.handle_signals()
         self.reap()
         self.reclaim()
+        self.watchdog.check(self.children.values(), self.cancel_requests)
         if self.stop is not None:
             self.advance_stop()
             return
         self.check_server()
+        self.promote()
         self.check_until_empty()
         if self.stop is None:
             self.spawn_missing()
@@ -135,7 +144,8 @@ class Supervisor:
         self.signals.append(signum)
 
     def _sleep(self) -> None:
-        timeout = UNTIL_EMPTY_TICK_S if self.until_empty or self.stop else TICK_S
+        timeout = UNTIL_EMPTY_TICK_S if self.until_empty or self.stop else self.settings.promote_interval_s
+        timeout = max(0.0, min(timeout, self.next_promote - time.monotonic()))
         if self.signals:
             return
         ready, _, _ = select.select([self.wakeup_r], [], [], timeout)
@@ -210,10 +220,15 @@ class Supervisor:
 
     def on_exit(self, child: Child, code: int) -> None:
         reason = describe_exit(child, code)
-        if child.killed_by_us:
+        self.watchdog.forget(child.pid)
+        if child.interrupt is not None:
+            crashed = False
+            self.record_interrupt(child, child.interrupt)
+        elif child.killed_by_us:
             crashed = child.kill_counts_crash
         else:
-            crashed = code not in (WorkerExit.OK, WorkerExit.FENCED, WorkerExit.BOOT_FAILED)
+            crashed = code not in (WorkerExit.OK, WorkerExit.FENCED, WorkerExit.BOOT_FAILED,
+                                   WorkerExit.RECYCLED, WorkerExit.INTERRUPTED)
         (log.warning if crashed else log.info)("%s", reason)
         self.unreclaimed[child.worker_id] = (crashed, reason)
         if code == WorkerExit.BOOT_FAILED:
@@ -232,7 +247,8 @@ class Supervisor:
     def _schedule_restart(self, child: Child) -> None:
         slot = self.slots[child.slot]
         lived = time.monotonic() - child.started
-        slot.streak = slot.streak + 1 if lived < HEALTHY_AFTER_S else 0
+        young = lived < HEALTHY_AFTER_S and child.interrupt is None
+        slot.streak = slot.streak + 1 if young else 0
         delay = 0.0 if slot.streak == 0 else min(MAX_BACKOFF_S, 0.1 * 2 ** (slot.streak - 1))
         slot.start_after = time.monotonic() + delay
 
@@ -297,6 +313,46 @@ class Supervisor:
     def _redis_troubled(self) -> bool:
         return time.monotonic() < self.redis_trouble_until
 
+    # --- schedules, cancellations and limits --------------------------------
+
+    def promote(self) -> None:
+        """Queue due delayed jobs and retries, and read cancel requests, every promote_interval
+        (sooner when the next job is due sooner)."""
+        if time.monotonic() < self.next_promote:
+            return
+        interval = self.settings.promote_interval_s
+        try:
+            moved, next_due = self.broker.promote(self.settings.queues[0])
+            while moved == PROMOTE_CHUNK:
+                moved, next_due = self.broker.promote(self.settings.queues[0])
+            self.refresh_cancel_requests()
+        except BatchrunError as exc:
+            self._redis_trouble("cannot promote due jobs", exc)
+            next_due = None
+        wait = interval if next_due is None else min(interval, max(0.0, next_due - time.time()))
+        self.next_promote = time.monotonic() + wait
+
+    def refresh_cancel_requests(self) -> None:
+        """Requests for jobs none of our workers runs are kept unless the job no longer runs anywhere."""
+        self.cancel_requests = set(self.broker.cancel_requests())
+        stale = sorted(self.cancel_requests - self.watchdog.running_jobs(self.children.values()))
+        if stale:
+            self.broker.drop_stale_cancel_requests(stale)
+
+    def record_interrupt(self, child: Child, interrupt: Interrupt) -> None:
+        """A job stopped over its time or memory limit has failed this attempt; its retries apply.
+        A cancelled one is ended by the reclaim that follows (its record carries the request)."""
+        if interrupt.reason == CANCEL:
+            return
+        try:
+            job, failures = self.broker.job_fields(interrupt.job_id, "job", "failures")
+            definition = self.registry.get(job or "")
+            failure = attempt_failed(definition, int(failures or 0), interrupt.error)
+            self.broker.fail(child.worker_id, interrupt.job_id, failure)
+        except BatchrunError as exc:
+            log.error("cannot record that job %s %s; it is put back instead: %s",
+                      interrupt.job_id, interrupt.error, exc)
+
     # --- starting ----------------------------------------------------------
 
     def spawn_missing(self) -> None:
@@ -310,8 +366,9 @@ class Supervisor:
         identity = Identity(f"{self.id}-w{slot}-{secrets.token_hex(2)}", self.id, self.host)
         for handler in logging.getLogger("batchrun").handlers:
             handler.flush()
+        self.job_slots[slot].clear()
         pid = fork_worker(lambda: child_main(
-            self.settings, self.registry, self.connection.url, identity, self.release_in_child
+            self.settings, self.registry, self.connection.url, identity, self.job_slots[slot], self.release_in_child
         ))
         self.children[pid] = Child(pid, identity.worker_id, slot, time.monotonic())
         log.debug("started worker %s (pid %d)", identity.worker_id, pid)
@@ -349,7 +406,9 @@ def describe_exit(child: Child, code: int) -> str:
     who = f"worker {child.worker_id} (pid {child.pid})"
     if code >= 0:
         meaning = {WorkerExit.OK: "exited", WorkerExit.FENCED: "exited: its heartbeat had expired",
-                   WorkerExit.BOOT_FAILED: "failed to boot"}.get(code, f"exited with code {code}")
+                   WorkerExit.BOOT_FAILED: "failed to boot", WorkerExit.RECYCLED: "exited to be recycled",
+                   WorkerExit.INTERRUPTED: "exited after its job was interrupted",
+                   }.get(code, f"exited with code {code}")
         return f"{who} {meaning}"
     name = signal.Signals(-code).name
     hint = "; perhaps out of memory?" if -code == signal.SIGKILL and not child.killed_by_us else ""

@@ -17,15 +17,18 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import orjson
+import psutil
 
-from batchrun.broker import Broker, Fetched, WorkerFenced
+from batchrun.broker import Broker, Failure, Fetched, WorkerFenced
 from batchrun.config import Settings
-from batchrun.errors import BatchrunError
+from batchrun.errors import BatchrunError, JobInterrupted
 from batchrun.execute import Executor, Outcome
+from batchrun.failures import attempt_failed, cannot_run
 from batchrun.heartbeat import Heartbeat
 from batchrun.ids import new_job_id
 from batchrun.pacing import Pacer
-from batchrun.registry import Registry
+from batchrun.registry import JobDefinition, Registry
+from batchrun.slots import Slot, Slots
 
 log = logging.getLogger("batchrun.worker")
 
@@ -39,6 +42,8 @@ class WorkerExit(IntEnum):
     OK = 0
     BOOT_FAILED = 3
     FENCED = 4
+    INTERRUPTED = 5
+    RECYCLED = 6
 
 
 @dataclass
@@ -51,7 +56,7 @@ class Identity:
 class Worker:
     def __init__(
         self, broker: Broker, settings: Settings, registry: Registry, executor: Executor, identity: Identity,
-        heartbeat_broker: Broker | None = None,
+        heartbeat_broker: Broker | None = None, slot: Slot | None = None,
     ) -> None:
         self.broker = broker
         self.settings = settings
@@ -61,6 +66,9 @@ class Worker:
         self.stopping = False
         self.parent_pid = os.getppid()
         self.pacer = Pacer()
+        self.slot = slot or Slots(1)[0]
+        self.running_job: str | None = None
+        self.jobs_done = 0
         self.heartbeat = Heartbeat(heartbeat_broker or broker, identity.worker_id,
                                    settings.heartbeat_interval_s, settings.heartbeat_ttl_s, self._fenced)
 
@@ -94,8 +102,32 @@ class Worker:
             except WorkerFenced:
                 log.error("heartbeat expired before taking a job; exiting")
                 return WorkerExit.FENCED
+            except JobInterrupted:
+                log.warning("job %s interrupted by the supervisor; exiting so it can record why", self.running_job)
+                return WorkerExit.INTERRUPTED
+            if self.worn_out():
+                self.heartbeat.stop()
+                return WorkerExit.RECYCLED
         self.heartbeat.stop()
         return WorkerExit.OK
+
+    def worn_out(self) -> bool:
+        """Recycle after max_jobs_per_worker jobs, or once memory (leaks, caches) passes max_worker_memory."""
+        limit, most = self.settings.max_jobs_per_worker, self.settings.max_worker_memory_bytes
+        if limit and self.jobs_done >= limit:
+            log.info("worker %s ran %d jobs; recycling it", self.worker_id, self.jobs_done)
+            return True
+        if most and self.jobs_done and psutil.Process().memory_info().rss > most:
+            log.info("worker %s uses more than max_worker_memory after a job; recycling it", self.worker_id)
+            return True
+        return False
+
+    def on_interrupt_signal(self, signum: int, frame: object) -> None:
+        """SIGUSR1 from the supervisor: a job's time is up or it was cancelled. Checked against the
+        job named in the slot, so a signal meant for a job that has just ended hits nothing."""
+        job_id = self.running_job
+        if job_id is not None and self.slot.interrupt_requested(job_id):
+            raise JobInterrupted(f"job {job_id} interrupted (timeout or cancel)")
 
     def run_once(self, idle_wait_s: float = IDLE_WAIT_S) -> bool:
         """Run one batch of jobs; block up to idle_wait_s for work when there is none. True if a job ran."""
@@ -105,15 +137,18 @@ class Worker:
             return False
         started = time.monotonic()
         successes: list[tuple[bytes, bytes]] = []
-        for index, fetched in enumerate(batch):
-            if index and (self.stopping or self.pacer.over_budget(time.monotonic() - started)):
-                self.broker.release(self.worker_id, [f.raw_id for f in batch[index:]])
-                break
-            outcome = self.process(fetched)
-            if outcome is not None:
-                successes.append((fetched.raw_id, outcome.result_json))
-        if successes:
-            self._retrying(lambda: self._ack(successes), what=f"{len(successes)} results")
+        try:
+            for index, fetched in enumerate(batch):
+                if index and (self.stopping or self.pacer.over_budget(time.monotonic() - started)):
+                    self.broker.release(self.worker_id, [f.raw_id for f in batch[index:]])
+                    break
+                outcome = self.process(fetched)
+                self.jobs_done += 1
+                if outcome is not None:
+                    successes.append((fetched.raw_id, outcome.result_json))
+        finally:
+            if successes:
+                self._retrying(lambda: self._ack(successes), what=f"{len(successes)} results")
         return True
 
     def process(self, fetched: Fetched) -> Outcome | None:
@@ -125,31 +160,49 @@ class Worker:
             definition = self.registry.get(fetched.job)
             params = definition.validate_params(_decode_params(fetched.params))
         except (BatchrunError, ValueError) as exc:
-            self._fail(fetched, Outcome(False, error=f"cannot run: {exc}"), state="dead")
+            self._record_failure(fetched, cannot_run(f"cannot run: {exc}"))
             return None
-        started = time.monotonic()
-        try:
-            outcome = self.executor.run(definition, params)
-        except Exception as exc:
-            outcome = Outcome(False, error=f"cannot run: {exc!r}", traceback=traceback.format_exc())
-        self.pacer.observe(time.monotonic() - started)
+        outcome = self._limited(self._execute(fetched, definition, params))
         if outcome.ok:
             log.debug("job %s (%s) succeeded", fetched.id, fetched.job)
             return outcome
         log.warning("job %s (%s) failed: %s", fetched.id, fetched.job, outcome.error)
-        self._fail(fetched, outcome, state="failed")
+        self._record_failure(fetched, attempt_failed(definition, fetched.failures, outcome.error, outcome.traceback,
+                                                     retry=outcome.retry))
         return None
 
+    def _execute(self, fetched: Fetched, definition: JobDefinition, params: dict) -> Outcome:
+        """Run with the job's limits written in this worker's slot, where the supervisor watches them."""
+        started = time.monotonic()
+        deadline = started + definition.timeout_s if definition.timeout_s else None
+        self.slot.begin(fetched.id, started, deadline, definition.memory_limit_bytes or self.settings.memory_limit_bytes)
+        self.running_job = fetched.id
+        try:
+            outcome = self.executor.run(definition, params)
+        except Exception as exc:
+            outcome = Outcome(False, error=f"cannot run: {exc!r}", traceback=traceback.format_exc())
+        if self.slot.interrupt_requested(fetched.id):
+            raise JobInterrupted(f"job {fetched.id} was interrupted; its handler returned anyway")
+        self.running_job = None
+        self.slot.end()
+        self.pacer.observe(time.monotonic() - started)
+        return outcome
+
+    def _limited(self, outcome: Outcome) -> Outcome:
+        size, limit = len(outcome.result_json), self.settings.max_result_bytes
+        if outcome.ok and size > limit:
+            return Outcome(False, error=f"result is {size} bytes as JSON; the limit is {limit} (max_result)",
+                           retry=False)
+        return outcome
+
     def _ack(self, successes: list[tuple[bytes, bytes]]) -> None:
-        stored = self.broker.ack(self.worker_id, successes, self.settings.result_ttl_s)
+        stored = self.broker.ack(self.worker_id, successes)
         if stored < len(successes):
             log.warning("%d jobs were reclaimed from this worker; their outcome here is dropped",
                         len(successes) - stored)
 
-    def _fail(self, fetched: Fetched, outcome: Outcome, state: str) -> None:
-        self._retrying(lambda: self.broker.fail(
-            self.worker_id, fetched.id, state=state, error=outcome.error, traceback=outcome.traceback
-        ), what=f"job {fetched.id}")
+    def _record_failure(self, fetched: Fetched, failure: Failure) -> None:
+        self._retrying(lambda: self.broker.fail(self.worker_id, fetched.id, failure), what=f"job {fetched.id}")
 
     def _retrying(self, store: Callable[[], object], what: str) -> None:
         """Store an outcome, retrying while Redis is away: a finished job must not run again for nothing."""

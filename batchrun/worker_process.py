@@ -20,11 +20,12 @@ from batchrun.connection import client_for
 from batchrun.errors import RedisUnavailable
 from batchrun.execute import Executor
 from batchrun.registry import Registry
+from batchrun.slots import Slot
 from batchrun.worker import Identity, Worker, WorkerExit
 
 log = logging.getLogger("batchrun.worker")
 
-BLOCKED_AROUND_FORK = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT}
+BLOCKED_AROUND_FORK = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1}
 
 
 def fork_worker(child: Callable[[], NoReturn]) -> int:
@@ -40,13 +41,14 @@ def fork_worker(child: Callable[[], NoReturn]) -> int:
 
 
 def child_main(
-    settings: Settings, registry: Registry, url: str, identity: Identity, release_inherited: Iterable[Callable[[], None]]
+    settings: Settings, registry: Registry, url: str, identity: Identity, slot: Slot,
+    release_inherited: Iterable[Callable[[], None]],
 ) -> NoReturn:
     """Boot a worker and run it. A boot failure other than Redis being away gets its own exit code,
     so the supervisor halts instead of respawning a worker that cannot start."""
     code: int = 1
     try:
-        worker = _prepare(settings, registry, url, identity, release_inherited)
+        worker = _prepare(settings, registry, url, identity, slot, release_inherited)
         try:
             worker.boot()
         except RedisUnavailable as exc:
@@ -64,27 +66,30 @@ def child_main(
 
 
 def _prepare(
-    settings: Settings, registry: Registry, url: str, identity: Identity, release_inherited: Iterable[Callable[[], None]]
+    settings: Settings, registry: Registry, url: str, identity: Identity, slot: Slot,
+    release_inherited: Iterable[Callable[[], None]],
 ) -> Worker:
     for release in release_inherited:
         release()
     signal.set_wakeup_fd(-1)
     random.seed()
-    broker = Broker(client_for(url), settings.namespace)
-    beats = Broker(client_for(url, socket_timeout_s=settings.heartbeat_interval_s, retries=1), settings.namespace)
-    worker = Worker(broker, settings, registry, Executor(registry, settings.project_dir), identity, beats)
+    broker = Broker.for_settings(client_for(url), settings)
+    beats = Broker.for_settings(client_for(url, socket_timeout_s=settings.heartbeat_interval_s, retries=1), settings)
+    worker = Worker(broker, settings, registry, Executor(registry, settings.project_dir), identity, beats, slot)
     _install_signals(worker)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     return worker
 
 
 def _install_signals(worker: Worker) -> None:
-    """SIGTERM: finish the current job, then exit. SIGINT from the terminal is the supervisor's to handle."""
+    """SIGTERM: finish the current job, then exit. SIGUSR1: the current job is interrupted (timeout,
+    cancel). SIGINT from the terminal is the supervisor's to handle."""
 
     def stop(signum: int, frame: object) -> None:
         worker.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGUSR1, worker.on_interrupt_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for signum in (signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, signal.SIG_DFL)

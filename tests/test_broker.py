@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from batchrun.broker import Broker, WorkerFenced
+from batchrun.broker import FAIL_DEAD, Broker, Failure, WorkerFenced
 from batchrun.ids import new_job_id
 
 pytestmark = pytest.mark.timeout(30)
@@ -16,7 +16,7 @@ QUEUES = ["high", "default", "low"]
 @pytest.fixture
 def broker(redis_url: str, namespace: str):
     client = redis.Redis.from_url(redis_url)
-    yield Broker(client, namespace)
+    yield Broker(client, namespace, result_ttl_s=60)
     client.close()
 
 
@@ -33,7 +33,7 @@ def _fetch(broker: Broker, worker: str):
 
 
 def _ack(broker: Broker, worker: str, job_id: str, result: bytes = b"null") -> bool:
-    return broker.ack(worker, [(job_id.encode(), result)], 60) == 1
+    return broker.ack(worker, [(job_id.encode(), result)]) == 1
 
 
 def _worker(broker: Broker, name: str = "w1", ttl_s: float = 10.0) -> str:
@@ -156,7 +156,7 @@ def test_fail_moves_the_job_to_the_dead_letter_list(broker):
     job_id = _enqueue(broker)
     w = _worker(broker)
     _fetch(broker, w)
-    assert broker.fail(w, job_id, state="failed", error="ValueError: x", traceback="tb")
+    assert broker.fail(w, job_id, Failure("final", "ValueError: x", "tb")) == FAIL_DEAD
     record = broker.client.hgetall(broker.keys.job(job_id))
     assert record[b"state"] == b"failed" and record[b"traceback"] == b"tb"
     assert broker.client.lrange(broker.keys.dead, 0, -1) == [job_id.encode()]
@@ -204,7 +204,7 @@ def test_fetch_takes_a_batch_across_queues_in_priority_order(broker):
     batch = broker.fetch(w, QUEUES, limit=4)
     assert [f.id for f in batch] == high + default[:2]
     assert broker.client.llen(broker.keys.processing(w)) == 4
-    assert broker.ack(w, [(f.raw_id, b"1") for f in batch], 60) == 4
+    assert broker.ack(w, [(f.raw_id, b"1") for f in batch]) == 4
     assert broker.client.llen(broker.keys.processing(w)) == 0
 
 

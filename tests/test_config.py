@@ -36,6 +36,9 @@ def test_defaults_without_config_file(project):
     assert s.crash_limit == 3
     assert s.result_ttl_s == 7 * 86400
     assert s.max_payload_bytes == 1024 * 1024
+    assert (s.memory_limit_bytes, s.max_jobs_per_worker, s.max_worker_memory_bytes) == (None, None, None)
+    assert (s.max_result_bytes, s.event_history) == (1024 * 1024, 10000)
+    assert (s.timeout_grace_s, s.promote_interval_s) == (2.0, 0.2)
     assert (s.log_format, s.log_level, s.appendfsync) == ("text", "info", "everysec")
     assert s.jobs_dir == project.root / "jobs"
     assert s.project_dir == project.root
@@ -60,6 +63,13 @@ grace_period: 1m
 crash_limit: 5
 result_ttl: 2h
 max_payload: 64KiB
+memory_limit: 2GiB
+max_jobs_per_worker: 500
+max_worker_memory: 1.5GiB
+max_result: 10MB
+event_history: 0
+timeout_grace: 0s
+promote_interval: 1s
 log_format: JSON
 log_level: debug
 appendfsync: no
@@ -71,6 +81,9 @@ appendfsync: no
     assert s.workers == 4
     assert (s.heartbeat_interval_s, s.heartbeat_ttl_s, s.grace_period_s) == (0.5, 3.0, 60.0)
     assert (s.crash_limit, s.result_ttl_s, s.max_payload_bytes) == (5, 7200.0, 65536)
+    assert (s.memory_limit_bytes, s.max_jobs_per_worker, s.max_worker_memory_bytes) == (2 * 2**30, 500, 3 * 2**29)
+    assert (s.max_result_bytes, s.event_history) == (10**7, 0)
+    assert (s.timeout_grace_s, s.promote_interval_s) == (0.0, 1.0)
     assert (s.log_format, s.log_level, s.appendfsync) == ("json", "debug", "no")
     assert s.jobs_dir == project.root / "app/jobs"
     assert s.project_dir == project.root / "app"
@@ -93,6 +106,29 @@ def test_empty_env_redis_url_means_unset(project):
     project("redis_url: redis://file:6379\n")
     assert settings(project, env={"BATCHRUN_REDIS_URL": ""}).redis_url == "redis://file:6379"
     assert settings(project, env={"BATCHRUN_REDIS_URL": "redis://env"}).redis_url == "redis://env"
+
+
+def test_limits_from_env(project):
+    env = {"BATCHRUN_MEMORY_LIMIT": "256MiB", "BATCHRUN_MAX_JOBS_PER_WORKER": "100",
+           "BATCHRUN_MAX_WORKER_MEMORY": "1GiB", "BATCHRUN_MAX_RESULT": "4KiB", "BATCHRUN_EVENT_HISTORY": "50",
+           "BATCHRUN_TIMEOUT_GRACE": "5", "BATCHRUN_PROMOTE_INTERVAL": "50ms"}
+    s = settings(project, env=env)
+    assert (s.memory_limit_bytes, s.max_jobs_per_worker, s.max_worker_memory_bytes) == (2**28, 100, 2**30)
+    assert (s.max_result_bytes, s.event_history) == (4096, 50)
+    assert (s.timeout_grace_s, s.promote_interval_s) == (5.0, 0.05)
+
+
+@pytest.mark.parametrize("word", ["none", "NULL", " None "])
+def test_no_limit_from_env_and_flags(project, word):
+    project("memory_limit: 1GiB\nmax_jobs_per_worker: 10\nmax_worker_memory: 2GiB\n")
+    env = {"BATCHRUN_MEMORY_LIMIT": word, "BATCHRUN_MAX_JOBS_PER_WORKER": word}
+    s = settings(project, env=env, overrides={"max_worker_memory": word})
+    assert (s.memory_limit_bytes, s.max_jobs_per_worker, s.max_worker_memory_bytes) == (None, None, None)
+
+
+def test_empty_env_limit_means_unset(project):
+    project("memory_limit: 1GiB\n")
+    assert settings(project, env={"BATCHRUN_MEMORY_LIMIT": ""}).memory_limit_bytes == 2**30
 
 
 def test_workers_auto_from_env(project):
@@ -154,6 +190,17 @@ def test_ttl_check_names_the_env_var_that_broke_it(project):
     ("log_format: xml\n", 1, "log_format", "expected one of: text, json"),
     ("appendfsync: sometimes\n", 1, "appendfsync", "always, everysec, no"),
     ("redis_url: localhost:6379\n", 1, "redis_url", "redis://"),
+    ("memory_limit: 0\n", 1, "memory_limit", "greater than zero, got 0 (or null for no limit)"),
+    ("memory_limit: lots\n", 1, "memory_limit", "invalid size 'lots'"),
+    ("max_jobs_per_worker: 0\n", 1, "max_jobs_per_worker", "at least 1, got 0 (or null for no limit)"),
+    ("max_jobs_per_worker: 2.5\n", 1, "max_jobs_per_worker", "expected a whole number"),
+    ("max_worker_memory: 1 potato\n", 1, "max_worker_memory", "unknown size unit 'potato'"),
+    ("max_result: 0B\n", 1, "max_result", "greater than zero"),
+    ("max_result: null\n", 1, "max_result", "expected a size"),
+    ("event_history: -1\n", 1, "event_history", "at least 0, got -1"),
+    ("event_history: none\n", 1, "event_history", "expected a whole number"),
+    ("timeout_grace: -1s\n", 1, "timeout_grace", "must not be negative"),
+    ("promote_interval: 0ms\n", 1, "promote_interval", "greater than zero"),
 ])
 def test_invalid_file_values_name_line_and_field(project, text, line, field, words):
     project("# settings\n" + text)

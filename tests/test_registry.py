@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from batchrun.backoff import DEFAULT, Backoff
 from batchrun.errors import ConfigError, ConfigErrors, SubmitError
 from batchrun.params import MISSING
 from batchrun.registry import load_registry
@@ -19,6 +20,7 @@ params:
   label: {type: str, description: "shown in status"}
 timeout: 10m
 retries: 2
+backoff: {delay: 2s, max: 1m}
 memory_limit: 512MiB
 """
 
@@ -68,6 +70,7 @@ def test_handler_job(jobs):
     assert job.queue == "high"
     assert job.timeout_s == 600.0
     assert job.retries == 2
+    assert job.backoff == Backoff("exponential", 2.0, 60.0, jitter=True)
     assert job.memory_limit_bytes == 512 * 1024**2
     assert job.description == "Count primes in [start, stop)."
     assert list(job.params) == ["start", "stop", "label"]
@@ -84,7 +87,22 @@ def test_command_job_defaults(jobs):
     assert job.command[-1] == "7"
     assert job.queue == "default"
     assert (job.timeout_s, job.retries, job.memory_limit_bytes) == (None, 0, None)
+    assert job.backoff == DEFAULT
     assert job.params["ratio"].default == 1.0 and isinstance(job.params["ratio"].default, float)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("10s", Backoff("fixed", 10.0, 10.0, jitter=False)),
+    ("90", Backoff("fixed", 90.0, 90.0, jitter=False)),
+    ("{kind: fixed, delay: 5s, jitter: false}", Backoff("fixed", 5.0, 300.0, jitter=False)),
+    ("{kind: exponential, delay: 500ms, max: 2h, jitter: true}", Backoff("exponential", 0.5, 7200.0, jitter=True)),
+    ("{jitter: no}", Backoff("exponential", 1.0, 300.0, jitter=False)),
+    ("{delay: 10m}", Backoff("exponential", 600.0, 600.0, jitter=True)),   # no max: the delay is its own cap
+    ("{max: 1s}", Backoff("exponential", 1.0, 1.0, jitter=True)),
+])
+def test_backoff_forms(jobs, text, expected):
+    jobs.write("job.yaml", f"handler: m:f\nretries: 3\nbackoff: {text}\n")
+    assert jobs.load().get("job").backoff == expected
 
 
 def test_default_queue_is_lowest_priority_without_a_default_queue(jobs):
@@ -135,6 +153,19 @@ def test_duplicate_names_name_both_files(jobs):
     ("handler: m:f\ntimeout: 0s\n", 2, "timeout", "greater than zero"),
     ("handler: m:f\nretries: -1\n", 2, "retries", ">= 0"),
     ("handler: m:f\nmemory_limit: big\n", 2, "memory_limit", "invalid size"),
+    ("handler: m:f\nbackof: 1s\n", 2, "backof", "did you mean 'backoff'"),
+    ("handler: m:f\nbackoff: soon\n", 2, "backoff", "invalid duration 'soon'"),
+    ("handler: m:f\nbackoff: 0s\n", 2, "backoff", "greater than zero"),
+    ("handler: m:f\nbackoff: [1s, 2s]\n", 2, "backoff", "or a mapping like {kind: exponential"),
+    ("handler: m:f\nbackoff:\n  kind: exponental\n", 3, "backoff.kind",
+     "unknown kind 'exponental'; did you mean 'exponential'? (expected one of: fixed, exponential)"),
+    ("handler: m:f\nbackoff:\n  kind: fixed\n  dealy: 1s\n", 4, "backoff.dealy", "did you mean 'delay'"),
+    ("handler: m:f\nbackoff:\n  delay: 0s\n", 3, "backoff.delay", "greater than zero"),
+    ("handler: m:f\nbackoff:\n  delay: null\n", 3, "backoff.delay", "expected a duration"),
+    ("handler: m:f\nbackoff:\n  max: 1 potato\n", 3, "backoff.max", "unknown duration unit 'potato'"),
+    ("handler: m:f\nbackoff:\n  delay: 10s\n  max: 5s\n", 4, "backoff.max",
+     "max (5s) must be at least delay (10s)"),
+    ("handler: m:f\nbackoff:\n  jitter: maybe\n", 3, "backoff.jitter", "expected true or false, got 'maybe'"),
     ("handler: m:f\nname: 'has space'\n", 2, "name", "may only contain"),
     ("handler: m:f\nhandler: m:g\n", 2, "handler", "duplicate key 'handler'"),
     ("- handler: m:f\n", 1, None, "must be a mapping"),

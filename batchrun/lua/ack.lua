@@ -2,20 +2,24 @@
 --
 -- KEYS[1]  processing list of this worker   batchrun:{ns}:processing:<wid>
 -- KEYS[2]  heartbeat hash of this worker    batchrun:{ns}:worker:<wid>
--- ARGV[1]  job key prefix                   batchrun:{ns}:job:
--- ARGV[2]  now, unix seconds
--- ARGV[3]  result retention, milliseconds
--- ARGV[4..] job id, result JSON, job id, result JSON, ...
+-- ARGV[1..3] prefix, now, events cap (see lib.lua)
+-- ARGV[4]  result retention, milliseconds
+-- ARGV[5..] job id, result JSON, job id, result JSON, ...
 --
 -- Returns the number of jobs recorded. A job no longer in this worker's
 -- processing list was reclaimed after the worker was presumed dead: its record
 -- is left to whoever runs it now.
+local ctx = context()
 local stored = 0
-for i = 4, #ARGV, 2 do
-    if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
-        local job = ARGV[1] .. ARGV[i]
-        redis.call('HSET', job, 'state', 'succeeded', 'finished_at', ARGV[2], 'result', ARGV[i + 1])
-        redis.call('PEXPIRE', job, ARGV[3])
+for i = 5, #ARGV, 2 do
+    local id = ARGV[i]
+    if redis.call('LREM', KEYS[1], 1, id) == 1 then
+        local key = job_key(ctx, id)
+        redis.call('HSET', key, 'state', 'succeeded', 'finished_at', ctx.now, 'result', ARGV[i + 1])
+        redis.call('PEXPIRE', key, ARGV[4])
+        if ctx.cap > 0 then
+            emit(ctx, id, 'succeeded', redis.call('HGET', key, 'job'), '')
+        end
         stored = stored + 1
     end
 end

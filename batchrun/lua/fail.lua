@@ -1,25 +1,43 @@
--- fail.lua: end a job that cannot succeed: record why and move it to the dead-letter list.
+-- fail.lua: end a failed attempt: schedule a retry, or move the job to the dead-letter list.
 --
--- State 'failed' means its handler ran and failed (error and traceback kept);
--- 'dead' means it could not be run at all (unknown job, invalid params).
--- Either way it waits in the dead-letter list until someone requeues or purges it.
+-- Used by a worker when a job's handler failed or the job could not be run,
+-- and by a supervisor when it stopped a worker over a job's time or memory
+-- limit. A failed attempt counts against the job's retries (its `failures`);
+-- a worker dying counts against the crash limit instead (see reclaim.lua).
 --
--- KEYS[1]  processing list of this worker   batchrun:{ns}:processing:<wid>
+-- KEYS[1]  processing list of the worker    batchrun:{ns}:processing:<wid>
 -- KEYS[2]  job hash                         batchrun:{ns}:job:<id>
--- KEYS[3]  heartbeat hash of this worker    batchrun:{ns}:worker:<wid>
--- KEYS[4]  dead-letter list                 batchrun:{ns}:dead
--- ARGV[1]  job id
--- ARGV[2]  now, unix seconds
--- ARGV[3]  final state: 'failed' or 'dead'
--- ARGV[4]  error message
--- ARGV[5]  traceback (may be empty)
+-- KEYS[3]  heartbeat hash of the worker     batchrun:{ns}:worker:<wid>
+-- KEYS[4]  scheduled set                    batchrun:{ns}:scheduled
+-- ARGV[1..3] prefix, now, events cap (see lib.lua)
+-- ARGV[4]  job id
+-- ARGV[5]  'retry': a failure that its retries may repeat; 'final': a failure
+--          never to retry; 'dead': the job could not be run (unknown job, bad params)
+-- ARGV[6]  error message
+-- ARGV[7]  traceback (may be empty)
+-- ARGV[8]  retries the job allows
+-- ARGV[9]  when to retry, unix seconds, if it is retried
 --
--- Returns 1, or 0 when the job was no longer in this worker's processing list.
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
+-- Returns 2 when a retry was scheduled, 1 when the job was dead-lettered, or
+-- 0 when the job was no longer in the worker's processing list (nothing changes).
+local ctx = context()
+local id, kind = ARGV[4], ARGV[5]
+if redis.call('LREM', KEYS[1], 1, id) == 0 then
     return 0
 end
-redis.call('HSET', KEYS[2], 'state', ARGV[3], 'finished_at', ARGV[2],
-    'error', ARGV[4], 'traceback', ARGV[5])
-redis.call('RPUSH', KEYS[4], ARGV[1])
 redis.call('HDEL', KEYS[3], 'job', 'job_started_at')
+local job = redis.call('HGET', KEYS[2], 'job')
+if kind == 'dead' then
+    bury_record(ctx, id, KEYS[2], 'dead', job, ARGV[6], ARGV[7])
+    return 1
+end
+local failures = redis.call('HINCRBY', KEYS[2], 'failures', 1)
+if kind == 'retry' and failures <= tonumber(ARGV[8]) then
+    redis.call('HSET', KEYS[2], 'state', 'retrying', 'due_at', ARGV[9], 'error', ARGV[6], 'traceback', ARGV[7])
+    redis.call('HDEL', KEYS[2], 'worker')
+    redis.call('ZADD', KEYS[4], ARGV[9], id)
+    emit(ctx, id, 'retrying', job, 'failure ' .. failures .. ' of ' .. (tonumber(ARGV[8]) + 1) .. ': ' .. ARGV[6])
+    return 2
+end
+bury_record(ctx, id, KEYS[2], 'failed', job, ARGV[6], ARGV[7])
 return 1

@@ -19,38 +19,39 @@
 -- KEYS[2]  heartbeat hash of this worker    batchrun:{ns}:worker:<wid>
 -- KEYS[3]  wake list                        batchrun:{ns}:wake
 -- KEYS[4..] queue lists, highest priority first
--- ARGV[1]  job key prefix                   batchrun:{ns}:job:
--- ARGV[2]  now, unix seconds
--- ARGV[3]  worker id
--- ARGV[4]  most jobs to take
+-- ARGV[1..3] prefix, now, events cap (see lib.lua)
+-- ARGV[4]  worker id
+-- ARGV[5]  most jobs to take
 --
 -- Returns -1 when the worker's heartbeat is gone (it was presumed dead and its
 -- jobs reclaimed: it must not take more), an empty array when every queue is
--- empty, or {id, job name, params, attempts, crashes, id, job name, ...} in
+-- empty, or {id, job name, params, attempts, crashes, failures, id, ...} in
 -- the order the jobs were taken. A queue entry with no usable job record
--- (missing, not a hash, no job name) comes back as {id, '', '', 0, 0}: the
+-- (missing, not a hash, no job name) comes back as {id, '', '', 0, 0, 0}: the
 -- worker dead-letters it as malformed. Nothing here raises on bad data, so a
 -- garbage record never stops a worker.
+local ctx = context()
 if redis.call('EXISTS', KEYS[2]) == 0 then
     return -1
 end
 
 local function take(id)
-    local job = ARGV[1] .. id
+    local job = job_key(ctx, id)
     if redis.call('TYPE', job).ok ~= 'hash' then
-        return {id, '', '', 0, 0}
+        return {id, '', '', 0, 0, 0}
     end
-    local fields = redis.call('HMGET', job, 'job', 'params', 'crashes', 'attempts')
+    local fields = redis.call('HMGET', job, 'job', 'params', 'crashes', 'attempts', 'failures')
     if not fields[1] or fields[1] == '' then
-        return {id, '', '', 0, 0}
+        return {id, '', '', 0, 0, 0}
     end
     local attempts = (tonumber(fields[4]) or 0) + 1
-    redis.call('HSET', job, 'state', 'running', 'started_at', ARGV[2], 'worker', ARGV[3], 'attempts', attempts)
-    redis.call('HSET', KEYS[2], 'job', id, 'job_started_at', ARGV[2])
-    return {id, fields[1], fields[2] or '', attempts, tonumber(fields[3]) or 0}
+    redis.call('HSET', job, 'state', 'running', 'started_at', ctx.now, 'worker', ARGV[4], 'attempts', attempts)
+    redis.call('HSET', KEYS[2], 'job', id, 'job_started_at', ctx.now)
+    emit(ctx, id, 'started', fields[1], 'attempt ' .. attempts)
+    return {id, fields[1], fields[2] or '', attempts, tonumber(fields[3]) or 0, tonumber(fields[5]) or 0}
 end
 
-local limit = tonumber(ARGV[4])
+local limit = tonumber(ARGV[5])
 local taken = {}
 local function add(job)
     for _, field in ipairs(job) do

@@ -1,0 +1,85 @@
+-- lib.lua: helpers shared by the job-state scripts; scripts.py puts this file in front of each of them.
+--
+-- Redis runs every script on its own, so shared code is prepended rather than
+-- imported. Every script that uses these helpers takes the same first three
+-- arguments, read by context():
+--
+-- ARGV[1]  key prefix of the namespace      batchrun:{ns}:
+-- ARGV[2]  now, unix seconds
+-- ARGV[3]  events to keep in the events stream; 0 publishes no events
+--
+-- Keys derived here (job hashes, queues, the events stream, the cancelling
+-- set) all start with that prefix, so they share the namespace's hash tag
+-- and every script stays within one Redis Cluster slot.
+
+local function context()
+    return {prefix = ARGV[1], now = ARGV[2], cap = tonumber(ARGV[3]) or 0}
+end
+
+local function job_key(ctx, id)
+    return ctx.prefix .. 'job:' .. id
+end
+
+-- Append an event to the capped stream and publish it to live listeners.
+local function emit(ctx, id, event, job, detail)
+    if ctx.cap <= 0 then
+        return
+    end
+    local key = ctx.prefix .. 'events'
+    redis.call('XADD', key, 'MAXLEN', '~', ctx.cap, '*',
+        'id', id, 'event', event, 'job', job or '', 'ts', ctx.now, 'detail', detail or '')
+    redis.call('PUBLISH', key, cjson.encode({id = id, event = event, job = job or '',
+        ts = tonumber(ctx.now), detail = detail or ''}))
+end
+
+-- The queue and definition name of a job record, or false when there is no usable record.
+local function record_of(ctx, id)
+    local key = job_key(ctx, id)
+    if redis.call('TYPE', key).ok ~= 'hash' then
+        return false
+    end
+    local fields = redis.call('HMGET', key, 'queue', 'job', 'cancel_requested')
+    if not fields[1] or fields[1] == '' then
+        return false
+    end
+    return {key = key, queue = fields[1], job = fields[2] or '', cancel = fields[3]}
+end
+
+local function wake_one(ctx, cap)
+    local wake = ctx.prefix .. 'wake'
+    if redis.call('LLEN', wake) < cap then
+        redis.call('LPUSH', wake, '1')
+    end
+end
+
+-- End a job as cancelled; its record stays readable for the result retention.
+local function cancel(ctx, id, key, job, ttl_ms)
+    redis.call('HSET', key, 'state', 'cancelled', 'finished_at', ctx.now)
+    redis.call('HDEL', key, 'due_at', 'cancel_requested')
+    redis.call('PEXPIRE', key, ttl_ms)
+    redis.call('SREM', ctx.prefix .. 'cancelling', id)
+    emit(ctx, id, 'cancelled', job, '')
+end
+
+-- Put a job taken from a processing list back at the front of its queue,
+-- unless someone asked to cancel it meanwhile.
+local function put_back(ctx, id, rec, ttl_ms, detail)
+    if rec.cancel then
+        cancel(ctx, id, rec.key, rec.job, ttl_ms)
+        return false
+    end
+    redis.call('HSET', rec.key, 'state', 'queued')
+    redis.call('HDEL', rec.key, 'worker', 'started_at')
+    redis.call('LPUSH', ctx.prefix .. 'queue:' .. rec.queue, id)
+    redis.call('LPUSH', ctx.prefix .. 'wake', '1')
+    emit(ctx, id, 'queued', rec.job, detail)
+    return true
+end
+
+-- Move a job to the dead-letter list for good ('failed' or 'dead').
+local function bury_record(ctx, id, key, state, job, err, tb)
+    redis.call('HSET', key, 'state', state, 'finished_at', ctx.now, 'error', err, 'traceback', tb or '')
+    redis.call('RPUSH', ctx.prefix .. 'dead', id)
+    emit(ctx, id, state, job, err)
+end
+

@@ -1,0 +1,30 @@
+-- requeue.lua: put dead-lettered jobs back in their queues with their counters reset.
+--
+-- KEYS[1]  dead-letter list           batchrun:{ns}:dead
+-- ARGV[1..3] prefix, now, events cap (see lib.lua)
+-- ARGV[4]  cap on pending wake tokens
+-- ARGV[5..] job ids
+--
+-- Returns one number per id: 1 requeued, 0 not in the dead-letter list,
+-- -1 in it but with no job to run (a malformed entry kept for inspection).
+local ctx = context()
+local results = {}
+for i = 5, #ARGV do
+    local id = ARGV[i]
+    local rec = record_of(ctx, id)
+    if not rec or rec.job == '' then
+        results[#results + 1] = redis.call('LPOS', KEYS[1], id) and -1 or 0
+    elseif redis.call('LREM', KEYS[1], 1, id) == 0 then
+        results[#results + 1] = 0
+    else
+        redis.call('HDEL', rec.key, 'attempts', 'failures', 'crashes', 'error', 'traceback', 'last_crash',
+            'finished_at', 'started_at', 'worker', 'result', 'due_at', 'cancel_requested')
+        redis.call('HSET', rec.key, 'state', 'queued')
+        redis.call('PERSIST', rec.key)
+        redis.call('RPUSH', ctx.prefix .. 'queue:' .. rec.queue, id)
+        wake_one(ctx, tonumber(ARGV[4]))
+        emit(ctx, id, 'queued', rec.job, 'requeued from the dead-letter list')
+        results[#results + 1] = 1
+    end
+end
+return results
