@@ -61,7 +61,10 @@ def dead(jobs: list[dict[str, Any]]) -> str:
 
 def event(data: dict[str, Any]) -> str:
     when = _when(data["ts"]) if isinstance(data.get("ts"), float) else str(data.get("ts", ""))
-    detail = f"  {data['detail']}" if data.get("detail") else ""
+    detail = data.get("detail") or ""
+    if data.get("event") == "scheduled":
+        detail = f"due {_when(float(detail))}" if detail.replace(".", "", 1).isdigit() else detail
+    detail = f"  {detail}" if detail else ""
     return f"{when}  {data.get('event', '?'):<10} {data.get('id', '?')}  {data.get('job', '')}{detail}"
 
 

@@ -36,7 +36,7 @@ if kind == 'retry' and failures <= tonumber(ARGV[8]) then
     redis.call('HSET', KEYS[2], 'state', 'retrying', 'due_at', ARGV[9], 'error', ARGV[6], 'traceback', ARGV[7])
     redis.call('HDEL', KEYS[2], 'worker')
     redis.call('ZADD', KEYS[4], ARGV[9], id)
-    emit(ctx, id, 'retrying', job, 'failure ' .. failures .. ' of ' .. (tonumber(ARGV[8]) + 1) .. ': ' .. ARGV[6])
+    emit(ctx, id, 'retrying', job, 'retry ' .. failures .. ' of ' .. ARGV[8] .. ': ' .. ARGV[6])
     return 2
 end
 bury_record(ctx, id, KEYS[2], 'failed', job, ARGV[6], ARGV[7])

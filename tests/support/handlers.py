@@ -64,3 +64,62 @@ def fail(tag: str = "") -> None:
 
 def unserialisable() -> object:
     return object()
+
+
+def fail_times(times: int, tag: str = "") -> str:
+    """Fails its first `times` runs (counted in a file per tag), then succeeds."""
+    _record(tag)
+    counter = HERE / f"failures-{tag}"
+    failed = int(counter.read_text()) if counter.exists() else 0
+    if failed < times:
+        counter.write_text(str(failed + 1))
+        raise RuntimeError(f"failure {failed + 1} of {times}")
+    return f"succeeded after {failed} failures"
+
+
+def permanent(tag: str = "") -> None:
+    from batchrun import PermanentError
+
+    _record(tag)
+    raise PermanentError("this input can never work")
+
+
+def forever(tag: str = "") -> None:
+    """A pure-Python infinite loop; records its cleanup if it is interrupted."""
+    from batchrun import JobInterrupted
+
+    _record(tag)
+    try:
+        while True:
+            pass
+    except JobInterrupted:
+        _record(tag, "cleanup")
+        raise
+
+
+def block(tag: str = "") -> None:
+    """Stuck in a system call."""
+    _record(tag)
+    time.sleep(1e6)
+
+
+def deaf(tag: str = "") -> None:
+    """Ignores the interrupt signal, as code stuck in a C extension would: only SIGKILL stops it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    _record(tag)
+    time.sleep(1e6)
+
+
+def allocate(megabytes: int, tag: str = "") -> int:
+    """Grows its memory by 10 MB steps up to `megabytes`, touching every page."""
+    _record(tag)
+    chunks = []
+    for _ in range(megabytes // 10):
+        chunks.append(bytearray(10 * 1024 * 1024))
+        time.sleep(0.01)
+    _record(tag, "end")
+    return len(chunks)
+
+
+def big_result(size: int) -> str:
+    return "x" * size

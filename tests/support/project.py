@@ -37,6 +37,22 @@ JOBS = {
     "echo": "command: [" + repr(sys.executable) + ", -c, 'import sys; print(sys.argv[1])', '{word}']\n"
             "queue: default\nparams:\n  word: {type: str, required: true}\n",
     "exit3": "command: [" + repr(sys.executable) + ", -c, 'raise SystemExit(3)']\nqueue: default\n",
+    "flaky": "handler: testjobs:fail_times\nqueue: default\nretries: 3\nbackoff: {delay: 100ms, jitter: false}\n"
+             "params:\n  times: {type: int, required: true}\n  tag: {type: str, default: ''}\n",
+    "flaky-slow": "handler: testjobs:fail_times\nqueue: default\nretries: 2\nbackoff: {delay: 1s, jitter: false}\n"
+                  "params:\n  times: {type: int, required: true}\n  tag: {type: str, default: ''}\n",
+    "fail-retried": "handler: testjobs:fail\nqueue: default\nretries: 2\nbackoff: 50ms\n"
+                    "params:\n  tag: {type: str, default: ''}\n",
+    "permanent": "handler: testjobs:permanent\nqueue: default\nretries: 3\nbackoff: 50ms\n"
+                 "params:\n  tag: {type: str, default: ''}\n",
+    "forever": "handler: testjobs:forever\nqueue: default\ntimeout: 1s\nparams:\n  tag: {type: str, default: ''}\n",
+    "block": "handler: testjobs:block\nqueue: default\ntimeout: 1s\nretries: 1\nbackoff: 50ms\n"
+             "params:\n  tag: {type: str, default: ''}\n",
+    "deaf": "handler: testjobs:deaf\nqueue: default\ntimeout: 500ms\nparams:\n  tag: {type: str, default: ''}\n",
+    "hang": "handler: testjobs:block\nqueue: default\nparams:\n  tag: {type: str, default: ''}\n",
+    "allocate": "handler: testjobs:allocate\nqueue: default\nmemory_limit: 150MiB\n"
+                "params:\n  megabytes: {type: int, required: true}\n  tag: {type: str, default: ''}\n",
+    "big-result": "handler: testjobs:big_result\nqueue: default\nparams:\n  size: {type: int, required: true}\n",
 }
 
 DEFAULT_CONFIG = {
