@@ -20,7 +20,8 @@ local function job_key(ctx, id)
     return ctx.prefix .. 'job:' .. id
 end
 
--- Append an event to the capped stream and publish it to live listeners.
+-- Append an event to the capped stream, and publish it if anyone listens
+-- (asked once per script call: encoding events nobody reads is most of their cost).
 local function emit(ctx, id, event, job, detail)
     if ctx.cap <= 0 then
         return
@@ -28,8 +29,13 @@ local function emit(ctx, id, event, job, detail)
     local key = ctx.prefix .. 'events'
     redis.call('XADD', key, 'MAXLEN', '~', ctx.cap, '*',
         'id', id, 'event', event, 'job', job or '', 'ts', ctx.now, 'detail', detail or '')
-    redis.call('PUBLISH', key, cjson.encode({id = id, event = event, job = job or '',
-        ts = tonumber(ctx.now), detail = detail or ''}))
+    if ctx.listeners == nil then
+        ctx.listeners = redis.call('PUBSUB', 'NUMSUB', key)[2] > 0
+    end
+    if ctx.listeners then
+        redis.call('PUBLISH', key, cjson.encode({id = id, event = event, job = job or '',
+            ts = tonumber(ctx.now), detail = detail or ''}))
+    end
 end
 
 -- The queue and definition name of a job record, or false when there is no usable record.
