@@ -24,11 +24,10 @@ from batchrun.broker import PROMOTE_CHUNK, Broker
 from batchrun.config import Settings
 from batchrun.connection import Connection
 from batchrun.errors import BatchrunError, ExitCode, RedisUnavailable
-from batchrun.failures import attempt_failed
 from batchrun.inspection import Inspector
 from batchrun.registry import Registry
 from batchrun.slots import Slots
-from batchrun.watchdog import CANCEL, Interrupt, Watchdog
+from batchrun.watchdog import Interrupt, Watchdog
 from batchrun.worker import Identity, WorkerExit
 from batchrun.worker_process import child_main, fork_worker
 
@@ -223,7 +222,7 @@ class Supervisor:
         self.watchdog.forget(child.pid)
         if child.interrupt is not None:
             crashed = False
-            self.record_interrupt(child, child.interrupt)
+            self.watchdog.record(self.broker, self.registry, child.worker_id, child.interrupt)
         elif child.killed_by_us:
             crashed = child.kill_counts_crash
         else:
@@ -325,33 +324,12 @@ class Supervisor:
             moved, next_due = self.broker.promote(self.settings.queues[0])
             while moved == PROMOTE_CHUNK:
                 moved, next_due = self.broker.promote(self.settings.queues[0])
-            self.refresh_cancel_requests()
+            self.cancel_requests = self.watchdog.cancel_requests(self.broker, self.children.values())
         except BatchrunError as exc:
             self._redis_trouble("cannot promote due jobs", exc)
             next_due = None
         wait = interval if next_due is None else min(interval, max(0.0, next_due - time.time()))
         self.next_promote = time.monotonic() + wait
-
-    def refresh_cancel_requests(self) -> None:
-        """Requests for jobs none of our workers runs are kept unless the job no longer runs anywhere."""
-        self.cancel_requests = set(self.broker.cancel_requests())
-        stale = sorted(self.cancel_requests - self.watchdog.running_jobs(self.children.values()))
-        if stale:
-            self.broker.drop_stale_cancel_requests(stale)
-
-    def record_interrupt(self, child: Child, interrupt: Interrupt) -> None:
-        """A job stopped over its time or memory limit has failed this attempt; its retries apply.
-        A cancelled one is ended by the reclaim that follows (its record carries the request)."""
-        if interrupt.reason == CANCEL:
-            return
-        try:
-            job, failures = self.broker.job_fields(interrupt.job_id, "job", "failures")
-            definition = self.registry.get(job or "")
-            failure = attempt_failed(definition, int(failures or 0), interrupt.error)
-            self.broker.fail(child.worker_id, interrupt.job_id, failure)
-        except BatchrunError as exc:
-            log.error("cannot record that job %s %s; it is put back instead: %s",
-                      interrupt.job_id, interrupt.error, exc)
 
     # --- starting ----------------------------------------------------------
 

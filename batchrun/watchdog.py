@@ -4,8 +4,8 @@ It works from outside the worker so that it also stops code stuck in a C
 extension or a system call: the worker first gets SIGUSR1, which raises
 JobInterrupted in the handler (it may clean up), and SIGKILL after the grace
 period if it is still on that job. A job over its memory limit is killed at
-once, since waiting lets it grow further. The supervisor records the outcome
-when it reaps the worker (see Supervisor.on_exit).
+once, since waiting lets it grow further. `record` writes the outcome once the
+supervisor has reaped the worker (see Supervisor.on_exit).
 """
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ from typing import Protocol
 
 import psutil
 
+from batchrun.broker import Broker
 from batchrun.durations import format_size
+from batchrun.errors import BatchrunError
+from batchrun.failures import attempt_failed
+from batchrun.registry import Registry
 from batchrun.slots import Running, Slots
 
 log = logging.getLogger("batchrun.supervisor")
@@ -62,6 +66,27 @@ class Watchdog:
     def running_jobs(self, children: Iterable[Watched]) -> set[str]:
         jobs = (self.slots[child.slot].current() for child in children)
         return {running.job_id for running in jobs if running is not None}
+
+    def cancel_requests(self, broker: Broker, children: Iterable[Watched]) -> set[str]:
+        """Jobs someone asked to cancel. Requests for jobs none of our workers runs are dropped once
+        the job runs nowhere (it ended first); another supervisor may be running the rest."""
+        requests = set(broker.cancel_requests())
+        stale = sorted(requests - self.running_jobs(children))
+        if stale:
+            broker.drop_stale_cancel_requests(stale)
+        return requests
+
+    def record(self, broker: Broker, registry: Registry, worker_id: str, interrupt: Interrupt) -> None:
+        """Called once the interrupted worker is reaped. Over time or memory, the attempt failed and
+        retries apply; a cancelled job is ended by the reclaim that follows (its record carries the request)."""
+        if interrupt.reason == CANCEL:
+            return
+        try:
+            job, failures = broker.job_fields(interrupt.job_id, "job", "failures")
+            failure = attempt_failed(registry.get(job or ""), int(failures or 0), interrupt.error)
+            broker.fail(worker_id, interrupt.job_id, failure)
+        except BatchrunError as exc:
+            log.error("cannot record that job %s %s; it is put back instead: %s", interrupt.job_id, interrupt.error, exc)
 
     def forget(self, pid: int) -> None:
         self.processes.pop(pid, None)
