@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -124,13 +125,13 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def _print_event(event: dict, as_json: bool) -> None:
-    print(orjson.dumps(event).decode() if as_json else render.event(event), flush=True)
+    _output(event, as_json, render.event)
 
 
 def cmd_dead(args: argparse.Namespace) -> int:
     with _client(args) as client:
         jobs = client.dead(args.limit)
-    print(orjson.dumps(jobs).decode() if args.json else render.dead(jobs))
+    _output(jobs, args.json, render.dead)
     return ExitCode.OK
 
 
@@ -166,6 +167,10 @@ def _confirm(question: str) -> bool:
     return input(question).strip().lower() in ("y", "yes")
 
 
+def _output(data: Any, as_json: bool, as_text: Callable[[Any], str]) -> None:
+    print(orjson.dumps(data).decode() if as_json else as_text(data), flush=True)
+
+
 def _json_params(text: str) -> dict:
     try:
         params = orjson.loads(text)
@@ -179,14 +184,14 @@ def _json_params(text: str) -> dict:
 def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as client:
         status = client.status()
-    print(orjson.dumps(status).decode() if args.json else render.status(status))
+    _output(status, args.json, render.status)
     return ExitCode.OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     with _client(args) as client:
         info = client.job(args.job_id)
-    print(orjson.dumps(info).decode() if args.json else render.job(info))
+    _output(info, args.json, render.job)
     return ExitCode.OK
 
 
