@@ -186,12 +186,13 @@ class Broker:
 
     @translated
     def fail(self, worker_id: str, job_id: str, failure: Failure) -> int:
-        """Returns FAIL_RETRYING, FAIL_DEAD, or 0 when the job was no longer this worker's."""
+        """Returns FAIL_RETRYING, FAIL_DEAD (or cancelled, if that was asked), or 0 when the job
+        was no longer this worker's."""
         k = self.keys
         return int(self.scripts.fail(
             keys=[k.processing(worker_id), k.job(job_id), k.worker(worker_id), k.scheduled],
             args=[*self._context(), job_id, failure.kind, failure.error, failure.traceback,
-                  failure.retries, failure.retry_at],
+                  failure.retries, failure.retry_at, self.result_ttl_ms],
         ))
 
     @translated

@@ -11,6 +11,7 @@ is written, so a bad submit changes nothing.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -147,13 +148,15 @@ def due_time(delay: Delay, at: When) -> float:
         raise SubmitError("give either a delay or a time to run at, not both")
     if delay is not None:
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-        if seconds < 0:
-            raise SubmitError(f"delay must not be negative, got {seconds:g}s")
+        if not 0 <= seconds < math.inf:
+            raise SubmitError(f"delay must be a finite number of seconds, not negative; got {seconds:g}")
         return time.time() + seconds if seconds > 0 else 0.0
     if isinstance(at, datetime):
         if at.tzinfo is None:
             raise SubmitError(f"time {at.isoformat()} has no time zone; add one, e.g. Z or +02:00")
         return at.timestamp()
+    if at is not None and not math.isfinite(float(at)):
+        raise SubmitError(f"time to run at must be a finite unix time, got {at}")
     return float(at) if at is not None else 0.0
 
 

@@ -17,9 +17,14 @@
 -- ARGV[7]  traceback (may be empty)
 -- ARGV[8]  retries the job allows
 -- ARGV[9]  when to retry, unix seconds, if it is retried
+-- ARGV[10] retention of a cancelled job's record, milliseconds
 --
--- Returns 2 when a retry was scheduled, 1 when the job was dead-lettered, or
--- 0 when the job was no longer in the worker's processing list (nothing changes).
+-- A job someone asked to cancel while it ran ends cancelled instead (error
+-- kept), so a failure can never bring it back.
+--
+-- Returns 2 when a retry was scheduled, 1 when the job was dead-lettered or
+-- cancelled, or 0 when the job was no longer in the worker's processing list
+-- (nothing changes).
 local ctx = context()
 local id, kind = ARGV[4], ARGV[5]
 if redis.call('LREM', KEYS[1], 1, id) == 0 then
@@ -27,6 +32,11 @@ if redis.call('LREM', KEYS[1], 1, id) == 0 then
 end
 redis.call('HDEL', KEYS[3], 'job', 'job_started_at')
 local job = redis.call('HGET', KEYS[2], 'job')
+if redis.call('HEXISTS', KEYS[2], 'cancel_requested') == 1 then
+    redis.call('HSET', KEYS[2], 'error', ARGV[6], 'traceback', ARGV[7])
+    cancel(ctx, id, KEYS[2], job, ARGV[10])
+    return 1
+end
 if kind == 'dead' then
     bury_record(ctx, id, KEYS[2], 'dead', job, ARGV[6], ARGV[7])
     return 1
