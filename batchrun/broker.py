@@ -234,7 +234,7 @@ class Broker:
 
     @translated
     def cancel(self, job_id: str) -> str:
-        """'cancelled', 'cancelling' (it runs; its supervisor stops it), 'missing', or the state it ended in."""
+        """'cancelled', 'cancelling' (it runs; its supervisor stops it), 'missing', or 'ended' (nothing to do)."""
         k = self.keys
         return _text(self.scripts.cancel(
             keys=[k.job(job_id), k.scheduled, k.cancelling], args=[*self._context(), job_id, self.result_ttl_ms]))

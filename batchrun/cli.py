@@ -91,7 +91,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
             elif outcome == "cancelled":
                 print(f"{job_id}: cancelled")
             else:
-                print(f"{job_id}: already ended ({outcome}); nothing to cancel")
+                print(f"{job_id}: already ended ({client.job(job_id)['state']}); nothing to cancel")
                 code = ExitCode.FAILURE
     return code
 

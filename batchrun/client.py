@@ -79,8 +79,8 @@ class Client:
         return [job_id for job_id, _ in items]
 
     def cancel(self, job_id: str) -> str:
-        """'cancelled' (it was waiting), 'cancelling' (it runs; its worker is being stopped), or the
-        state it had already ended in. Raises JobNotFound for an unknown id."""
+        """'cancelled' (it was waiting), 'cancelling' (it runs; its worker is being stopped), or 'ended'
+        (it had already ended; nothing changes). Raises JobNotFound for an unknown id."""
         outcome = self.broker.cancel(job_id)
         if outcome == "missing":
             raise JobNotFound(f"no job {job_id!r} (unknown, or its record expired)")

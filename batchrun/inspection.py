@@ -41,6 +41,10 @@ class Inspector:
                 for job_id, raw in zip(job_ids, records) if raw]
 
     @translated
+    def retrying_count(self) -> int:
+        return self.client.scard(self.keys.retrying)
+
+    @translated
     def scheduled_count(self) -> int:
         return self.client.zcard(self.keys.scheduled)
 
@@ -78,8 +82,10 @@ class Inspector:
         return sum(w["in_flight"] for w in self.workers())
 
     def is_idle(self, queues: Sequence[str]) -> bool:
-        """Nothing queued and nothing in any worker's hands: what --until-empty waits for."""
-        return sum(self.queue_depths(queues).values()) == 0 and self.in_flight() == 0
+        """Nothing queued, in any worker's hands or waiting for a retry: what --until-empty waits for.
+        Jobs delayed on purpose are left for a later run."""
+        return (sum(self.queue_depths(queues).values()) == 0 and self.in_flight() == 0
+                and self.retrying_count() == 0)
 
     def status(self, queues: Sequence[str]) -> dict[str, Any]:
         workers = self.workers()

@@ -13,6 +13,7 @@ the prefixes below, which stay inside that hash tag.
     batchrun:{ns}:dead                list of dead-lettered job ids, oldest at the left
     batchrun:{ns}:wake                list of wake-up tokens that idle workers block on
     batchrun:{ns}:scheduled           sorted set of delayed jobs and retries, scored by due time
+    batchrun:{ns}:retrying            set of the scheduled jobs that wait for a retry (what --until-empty waits for)
     batchrun:{ns}:cancelling          set of running jobs someone asked to cancel
     batchrun:{ns}:events              capped stream of job events (and the pub/sub channel of live ones)
 """
@@ -69,6 +70,10 @@ class Keys:
     @property
     def scheduled(self) -> str:
         return self.prefix + "scheduled"
+
+    @property
+    def retrying(self) -> str:
+        return self.prefix + "retrying"
 
     @property
     def cancelling(self) -> str:

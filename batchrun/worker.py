@@ -111,6 +111,11 @@ class Worker:
         self.heartbeat.stop()
         return WorkerExit.OK
 
+    def batch_limit(self) -> int:
+        """The pacer's batch size, but never past max_jobs_per_worker."""
+        size, limit = self.pacer.batch_size(), self.settings.max_jobs_per_worker
+        return max(1, min(size, limit - self.jobs_done)) if limit else size
+
     def worn_out(self) -> bool:
         """Recycle after max_jobs_per_worker jobs, or once memory (leaks, caches) passes max_worker_memory."""
         limit, most = self.settings.max_jobs_per_worker, self.settings.max_worker_memory_bytes
@@ -131,7 +136,7 @@ class Worker:
 
     def run_once(self, idle_wait_s: float = IDLE_WAIT_S) -> bool:
         """Run one batch of jobs; block up to idle_wait_s for work when there is none. True if a job ran."""
-        batch = self.broker.fetch(self.worker_id, self.settings.queues, self.pacer.batch_size())
+        batch = self.broker.fetch(self.worker_id, self.settings.queues, self.batch_limit())
         if not batch:
             self.broker.wait_for_work(idle_wait_s)
             return False

@@ -424,7 +424,7 @@ def test_cancel_of_an_ended_job_returns_its_state_and_changes_nothing(broker):
     for job_id, state in ((succeeded, "succeeded"), (failed, "failed")):
         before = _record(broker, job_id)
         ttl_before = broker.client.ttl(broker.keys.job(job_id))
-        assert broker.cancel(job_id) == state
+        assert broker.cancel(job_id) == "ended", state
         assert _record(broker, job_id) == before
         assert broker.client.ttl(broker.keys.job(job_id)) in (ttl_before, ttl_before - 1)
     assert broker.cancel_requests() == [] and _dead(broker) == [failed]
@@ -639,3 +639,18 @@ def test_every_event_is_published_as_json_on_the_events_channel(broker):
     assert [(m["id"], m["event"], m["job"], m["detail"]) for m in received] == [
         (e["id"], e["event"], e["job"], e["detail"]) for e in stream]
     assert [m["ts"] for m in received] == pytest.approx([float(e["ts"]) for e in stream], abs=0.01)
+
+
+@pytest.mark.timeout(10)
+def test_jobs_waiting_for_a_retry_are_counted_until_promoted_or_cancelled(broker):
+    """The retrying set is what `supervise --until-empty` waits for; delayed submits are not in it."""
+    retried, cancelled = _enqueue(broker), _enqueue(broker)
+    _enqueue(broker, due=time.time() + 60)
+    for job_id in (retried, cancelled):
+        _start(broker)
+        assert broker.fail("w1", job_id, _retry(retries=1, retry_at=time.time() + 0.2)) == FAIL_RETRYING
+    assert broker.client.smembers(broker.keys.retrying) == {retried.encode(), cancelled.encode()}
+    assert broker.cancel(cancelled) == "cancelled"
+    assert broker.client.smembers(broker.keys.retrying) == {retried.encode()}
+    wait_for(lambda: broker.promote(FALLBACK)[0] == 1, timeout=5, what="the retry to fall due")
+    assert broker.client.scard(broker.keys.retrying) == 0

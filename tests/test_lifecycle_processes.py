@@ -71,16 +71,25 @@ def test_retries_wait_for_their_backoff(project):
 @pytest.mark.timeout(30)
 def test_job_whose_retries_run_out_fails_into_the_dead_letter_list(project):
     job_id = project.submit("fail-retried", tag="doomed")
-    proc = project.supervise("--workers", "1", "--until-empty")
-    assert proc.wait(timeout=20) == 0
+    project.supervise("--workers", "1")
+    assert project.client.wait([job_id], 20) == {job_id: "failed"}
     info = project.job(job_id)
-    assert info["state"] == "failed"
     assert (info["attempts"], info["failures"], info["crashes"]) == (3, 3, 0)
     assert info["error"] == "RuntimeError: boom doomed"
     assert "RuntimeError" in info["traceback"]
     assert project.tags_run() == ["doomed"] * 3
     assert project.client.inspector.dead_ids() == [job_id]
     assert [d["id"] for d in project.client.dead()] == [job_id]
+
+
+@pytest.mark.timeout(30)
+def test_until_empty_finishes_the_retries_of_a_failing_job(project):
+    """flaky-slow waits 1 s before its retry: long enough for every tick of --until-empty to see it."""
+    job_id = project.submit("flaky-slow", times=1, tag="cron")
+    proc = project.supervise("--workers", "1", "--until-empty")
+    assert proc.wait(timeout=20) == 0
+    assert project.state(job_id) == "succeeded"
+    assert project.tags_run() == ["cron"] * 2
 
 
 @pytest.mark.timeout(30)
@@ -142,6 +151,7 @@ def test_promoting_supervisors_killed_at_random_lose_and_double_no_delayed_job(m
         sup.wait(timeout=10)
         kills_while_due += 0 < scheduled_before < total
         rounds += 1
+    print(f"seed {seed}: {rounds} rounds, {kills_while_due} kills while jobs fell due")
     assert kills_while_due >= 2, f"the kills missed the window in which jobs fell due (seed {seed})"
     project.supervise("--workers", "2")
     states = project.client.wait(list(tags), 40)

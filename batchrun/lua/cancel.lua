@@ -13,7 +13,7 @@
 -- ARGV[5]  retention of the cancelled job's record, milliseconds
 --
 -- Returns 'cancelled', 'cancelling' (it runs; its worker will be stopped),
--- 'missing' (no such job), or the job's state when it had already ended.
+-- 'missing' (no such job), or 'ended' when it had already ended (nothing changes).
 local ctx = context()
 local id = ARGV[4]
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then
@@ -25,12 +25,13 @@ if state == 'queued' and queue then
     redis.call('LREM', ctx.prefix .. 'queue:' .. queue, 1, id)
 elseif state == 'scheduled' or state == 'retrying' then
     redis.call('ZREM', KEYS[2], id)
+    redis.call('SREM', ctx.prefix .. 'retrying', id)
 elseif state == 'running' then
     redis.call('HSET', KEYS[1], 'cancel_requested', ctx.now)
     redis.call('SADD', KEYS[3], id)
     return 'cancelling'
 else
-    return state or 'missing'
+    return 'ended'
 end
 cancel(ctx, id, KEYS[1], job, ARGV[5])
 return 'cancelled'

@@ -46,6 +46,7 @@ if kind == 'retry' and failures <= tonumber(ARGV[8]) then
     redis.call('HSET', KEYS[2], 'state', 'retrying', 'due_at', ARGV[9], 'error', ARGV[6], 'traceback', ARGV[7])
     redis.call('HDEL', KEYS[2], 'worker')
     redis.call('ZADD', KEYS[4], ARGV[9], id)
+    redis.call('SADD', ctx.prefix .. 'retrying', id)
     emit(ctx, id, 'retrying', job, 'retry ' .. failures .. ' of ' .. ARGV[8] .. ': ' .. ARGV[6])
     return 2
 end

@@ -18,6 +18,7 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ctx.now, 'LIMIT', 0, to
 local moved = 0
 for _, id in ipairs(due) do
     redis.call('ZREM', KEYS[1], id)
+    redis.call('SREM', ctx.prefix .. 'retrying', id)
     local rec = record_of(ctx, id)
     if not rec then
         redis.call('RPUSH', KEYS[2], id)
