@@ -24,7 +24,8 @@ log = logging.getLogger("batchrun.heartbeat")
 
 class Heartbeat(threading.Thread):
     def __init__(
-        self, broker: Broker, worker_id: str, interval_s: float, ttl_s: float, on_fenced: Callable[[], None]
+        self, broker: Broker, worker_id: str, interval_s: float, ttl_s: float, on_fenced: Callable[[], None],
+        on_tick: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.broker = broker
@@ -32,12 +33,14 @@ class Heartbeat(threading.Thread):
         self.interval_s = interval_s
         self.ttl_s = ttl_s
         self.on_fenced = on_fenced
+        self.on_tick = on_tick
         self.stopped = threading.Event()
         self.last_success = time.monotonic()
 
     def run(self) -> None:
         self.last_success = time.monotonic()
         while not self.stopped.wait(self.interval_s):
+            self.on_tick()
             self.beat_once()
 
     def beat_once(self) -> None:

@@ -69,8 +69,8 @@ class Worker:
         self.slot = slot or Slots(1)[0]
         self.running_job: str | None = None
         self.jobs_done = 0
-        self.heartbeat = Heartbeat(heartbeat_broker or broker, identity.worker_id,
-                                   settings.heartbeat_interval_s, settings.heartbeat_ttl_s, self._fenced)
+        self.heartbeat = Heartbeat(heartbeat_broker or broker, identity.worker_id, settings.heartbeat_interval_s,
+                                   settings.heartbeat_ttl_s, self._fenced, self._check_orphaned_job)
 
     @property
     def worker_id(self) -> str:
@@ -229,6 +229,16 @@ class Worker:
         reason = f"malformed message: queue entry {fetched.id[:200]!r} has no job record"
         log.error("%s; dead-lettered as %s", reason, new_id)
         self.broker.bury(self.worker_id, fetched.raw_id, new_id, reason)
+
+    def _check_orphaned_job(self) -> None:
+        """Called from the heartbeat thread. With its supervisor gone no watchdog watches this worker,
+        so it enforces its job's timeout itself; the job comes back once the heartbeat expires."""
+        running = self.slot.current()
+        if os.getppid() == self.parent_pid or running is None or running.deadline is None:
+            return
+        if time.monotonic() > running.deadline + self.settings.timeout_grace_s:
+            log.error("job %s is past its timeout and this worker's supervisor is gone; exiting", running.job_id)
+            os._exit(WorkerExit.INTERRUPTED)
 
     def _fenced(self) -> None:
         """Called from the heartbeat thread: our jobs may already run elsewhere, so stop now."""

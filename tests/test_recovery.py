@@ -98,6 +98,21 @@ def test_orphaned_worker_finishes_its_job_and_exits(project):
     assert project.tags_run() == ["orphan"]
 
 
+@pytest.mark.timeout(30)
+def test_orphaned_worker_enforces_its_jobs_timeout_itself_and_the_job_comes_back(make_project):
+    project = make_project(timeout_grace="200ms")
+    job_id = project.submit("block", tag="stuck")
+    sup = project.supervise("--workers", "1")
+    worker_pid = _worker_running(project, "stuck")
+    os.kill(sup.pid, signal.SIGKILL)
+    sup.wait(timeout=10)
+    wait_for(lambda: not psutil.pid_exists(worker_pid) or psutil.Process(worker_pid).status() == "zombie",
+             timeout=10, what="the orphaned worker to give up on its overdue job")
+    assert project.state(job_id) == "running", "its heartbeat has not expired yet; no one has reclaimed it"
+    project.supervise("--workers", "1")
+    wait_for(lambda: project.tags_run().count("stuck") == 2, timeout=15, what="the job to run again")
+
+
 def test_jobs_of_a_worker_on_another_host_are_reclaimed_when_its_heartbeat_expires(project):
     """A worker elsewhere took a job and vanished: once its heartbeat expires, this supervisor runs the job."""
     job_id = project.submit("sleep", seconds=0.01, tag="stranded")
