@@ -15,7 +15,7 @@ from batchrun.client import Client
 from batchrun.config import Settings, load_settings
 from batchrun.connection import connect
 from batchrun.durations import parse_duration
-from batchrun.errors import AlreadyRunning, BatchrunError, ExitCode, SubmitError, WaitTimeout
+from batchrun.errors import AlreadyRunning, BatchrunError, ExitCode, JobNotFound, SubmitError, WaitTimeout
 from batchrun.hostlock import SupervisorLock
 from batchrun.registry import load_registry
 from batchrun.supervisor import Supervisor, default_workers
@@ -85,15 +85,27 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     code = ExitCode.OK
     with _client(args) as client:
         for job_id in args.job_id:
-            outcome = client.cancel(job_id)
+            try:
+                outcome = client.cancel(job_id)
+            except JobNotFound as exc:
+                print(f"{job_id}: {exc}", file=sys.stderr)
+                code = ExitCode.NOT_FOUND
+                continue
             if outcome == "cancelling":
                 print(f"{job_id}: running; its worker is being stopped")
             elif outcome == "cancelled":
                 print(f"{job_id}: cancelled")
             else:
-                print(f"{job_id}: already ended ({client.job(job_id)['state']}); nothing to cancel")
-                code = ExitCode.FAILURE
+                print(f"{job_id}: already ended ({_state_of(client, job_id)}); nothing to cancel")
+                code = code or ExitCode.FAILURE
     return code
+
+
+def _state_of(client: Client, job_id: str) -> str:
+    try:
+        return str(client.job(job_id).get("state", "?"))
+    except JobNotFound:
+        return "expired"
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -211,6 +223,12 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchrun", description="Run CPU-heavy jobs defined in YAML, through Redis.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -243,11 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("--timeout", type=_seconds, help="give up after this long, e.g. 30s")
     events = add("events", cmd_events, "print recent job events; --follow keeps printing new ones")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing events as they happen")
-    events.add_argument("--count", type=int, default=20, help="how many past events to print first (default 20)")
+    events.add_argument("--count", type=_positive_int, default=20, help="how many past events to print first (default 20)")
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     dead = add("dead", cmd_dead, "list dead-lettered jobs with their reasons")
     dead.add_argument("--json", action="store_true", help="print JSON")
-    dead.add_argument("--limit", type=int, default=1000, help="list at most this many (default 1000)")
+    dead.add_argument("--limit", type=_positive_int, default=1000, help="list at most this many (default 1000)")
     requeue = add("requeue", cmd_requeue, "put dead-lettered jobs back in their queues, counters reset")
     requeue.add_argument("job_id", nargs="*")
     requeue.add_argument("--all", action="store_true", help="requeue the whole dead-letter list")

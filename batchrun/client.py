@@ -99,12 +99,14 @@ class Client:
         return dict(zip(job_ids, self.broker.requeue(job_ids)))
 
     def requeue_all(self) -> int:
-        """Requeue the whole dead-letter list, a chunk at a time; returns how many were requeued."""
-        total, skip = 0, 0
-        while ids := self.inspector.dead_ids(skip, skip + REQUEUE_CHUNK - 1):
+        """Requeue the dead-letter list as it is now, a chunk at a time; returns how many were requeued.
+        Jobs that fail again meanwhile join the end of the list and are not taken round again."""
+        total, skip, left = 0, 0, self.inspector.dead_count()
+        while left > 0 and (ids := self.inspector.dead_ids(skip, skip + min(REQUEUE_CHUNK, left) - 1)):
             results = self.broker.requeue(ids)
             total += results.count(1)
             skip += results.count(-1)
+            left -= len(ids)
         return total
 
     def purge_dead(self) -> int:

@@ -8,6 +8,7 @@ jobs one by one.
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import subprocess
 import sys
@@ -78,18 +79,31 @@ class Executor:
 
     def _run_command(self, definition: JobDefinition, params: Mapping[str, Any]) -> Outcome:
         """The command gets its own session (a Ctrl-C at the terminal is the supervisor's to handle)
-        and dies with its worker, so a job put back can never run twice at once."""
+        and dies with its worker, so a job put back can never run twice at once. When the job is
+        interrupted its whole process group goes, including anything the command started."""
         argv = definition.render_command(params)
         try:
-            proc = subprocess.run(argv, cwd=self.project_dir, capture_output=True, stdin=subprocess.DEVNULL,
-                                  start_new_session=True,
-                                  preexec_fn=die_with_parent(signal.SIGKILL) if sys.platform == "linux" else None)
+            proc = subprocess.Popen(argv, cwd=self.project_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=die_with_parent(signal.SIGKILL) if sys.platform == "linux" else None)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             return Outcome(False, error=f"cannot run {argv[0]!r}: {exc}")
-        stdout = _tail(proc.stdout)
+        try:
+            stdout, stderr = proc.communicate()
+        except BaseException:
+            kill_group(proc.pid)
+            proc.wait()
+            raise
         if proc.returncode != 0:
-            return Outcome(False, error=f"command exited with code {proc.returncode}", traceback=_tail(proc.stderr))
-        return _encode({"exit_code": 0, "stdout": stdout})
+            return Outcome(False, error=f"command exited with code {proc.returncode}", traceback=_tail(stderr))
+        return _encode({"exit_code": 0, "stdout": _tail(stdout)})
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _encode(value: Any) -> Outcome:

@@ -16,6 +16,7 @@ from batchrun.registry import JobDefinition
 def attempt_failed(definition: JobDefinition, failures_before: int, error: str, traceback: str = "", *,
                    retry: bool = True) -> Failure:
     """`failures_before` is how many attempts failed before this one; retry=False ends the job now."""
+    failures_before = max(0, failures_before)
     if not retry or failures_before >= definition.retries:
         return Failure("final", error, traceback)
     delay = definition.backoff.delay_s_for(failures_before + 1, random.random())

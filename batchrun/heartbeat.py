@@ -40,7 +40,10 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         self.last_success = time.monotonic()
         while not self.stopped.wait(self.interval_s):
-            self.on_tick()
+            try:
+                self.on_tick()
+            except Exception:
+                log.exception("heartbeat check failed; beating anyway")
             self.beat_once()
 
     def beat_once(self) -> None:

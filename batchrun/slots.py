@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 _RUNNING = struct.Struct("<24sddQ")  # job id, started, deadline (0: none), memory limit (0: none)
 _SEQ = struct.Struct("<Q")
-_INTERRUPT = struct.Struct("<24s")
+_INTERRUPT = struct.Struct("<24sd")  # job id and start of the attempt the supervisor wants stopped
 _RUNNING_AT = _SEQ.size
 _INTERRUPT_AT = _RUNNING_AT + _RUNNING.size
 SLOT_SIZE = _INTERRUPT_AT + _INTERRUPT.size
@@ -53,14 +53,16 @@ class Slot:
         job_id, started, deadline, memory_limit = _RUNNING.unpack_from(self.memory, self.offset + _RUNNING_AT)
         if before % 2 or self._seq() != before or not job_id.rstrip(b"\0"):
             return None
-        return Running(job_id.rstrip(b"\0").decode(), started, deadline or None, memory_limit or None)
+        return Running(job_id.rstrip(b"\0").decode("ascii", "replace"), started, deadline or None,
+                       memory_limit or None)
 
-    def request_interrupt(self, job_id: str) -> None:
-        _INTERRUPT.pack_into(self.memory, self.offset + _INTERRUPT_AT, job_id.encode())
+    def request_interrupt(self, job_id: str, started: float) -> None:
+        """Names the attempt, not just the job: a retry of the same job must not be hit by it."""
+        _INTERRUPT.pack_into(self.memory, self.offset + _INTERRUPT_AT, job_id.encode(), started)
 
-    def interrupt_requested(self, job_id: str) -> bool:
-        (wanted,) = _INTERRUPT.unpack_from(self.memory, self.offset + _INTERRUPT_AT)
-        return wanted.rstrip(b"\0") == job_id.encode()
+    def interrupt_requested(self, job_id: str, started: float) -> bool:
+        wanted, when = _INTERRUPT.unpack_from(self.memory, self.offset + _INTERRUPT_AT)
+        return wanted.rstrip(b"\0") == job_id.encode() and when == started
 
     def _seq(self) -> int:
         return _SEQ.unpack_from(self.memory, self.offset)[0]

@@ -234,7 +234,7 @@ class Supervisor:
             self._boot_failed()
         else:
             self.boot_failures = 0
-        self._schedule_restart(child)
+        self._schedule_restart(child, code)
 
     def _boot_failed(self) -> None:
         self.boot_failures += 1
@@ -243,10 +243,10 @@ class Supervisor:
             self.exit_code = ExitCode.WORKER_BOOT
             self.request_stop("worker boot failures")
 
-    def _schedule_restart(self, child: Child) -> None:
+    def _schedule_restart(self, child: Child, code: int) -> None:
         slot = self.slots[child.slot]
         lived = time.monotonic() - child.started
-        young = lived < HEALTHY_AFTER_S and child.interrupt is None
+        young = lived < HEALTHY_AFTER_S and child.interrupt is None and code != WorkerExit.RECYCLED
         slot.streak = slot.streak + 1 if young else 0
         delay = 0.0 if slot.streak == 0 else min(MAX_BACKOFF_S, 0.1 * 2 ** (slot.streak - 1))
         slot.start_after = time.monotonic() + delay
@@ -388,6 +388,9 @@ def describe_exit(child: Child, code: int) -> str:
                    WorkerExit.INTERRUPTED: "exited after its job was interrupted",
                    }.get(code, f"exited with code {code}")
         return f"{who} {meaning}"
-    name = signal.Signals(-code).name
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
     hint = "; perhaps out of memory?" if -code == signal.SIGKILL and not child.killed_by_us else ""
     return f"{who} was killed by {name}{hint}"

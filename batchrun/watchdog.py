@@ -22,6 +22,7 @@ import psutil
 from batchrun.broker import Broker
 from batchrun.durations import format_size
 from batchrun.errors import BatchrunError
+from batchrun.execute import kill_group
 from batchrun.failures import attempt_failed
 from batchrun.registry import Registry
 from batchrun.slots import Running, Slots
@@ -34,6 +35,7 @@ TIMEOUT, MEMORY, CANCEL = "timeout", "memory", "cancel"
 @dataclass
 class Interrupt:
     job_id: str
+    started: float
     reason: str
     error: str
     kill_at: float
@@ -83,7 +85,7 @@ class Watchdog:
             return
         try:
             job, failures = broker.job_fields(interrupt.job_id, "job", "failures")
-            failure = attempt_failed(registry.get(job or ""), int(failures or 0), interrupt.error)
+            failure = attempt_failed(registry.get(job or ""), _count(failures), interrupt.error)
             broker.fail(worker_id, interrupt.job_id, failure)
         except BatchrunError as exc:
             log.error("cannot record that job %s %s; it is put back instead: %s", interrupt.job_id, interrupt.error, exc)
@@ -94,22 +96,22 @@ class Watchdog:
     def _check_running(self, child: Watched, running: Running, now: float, cancel_requests: Collection[str]) -> None:
         if running.deadline is not None and now >= running.deadline:
             limit = running.deadline - running.started
-            self._interrupt(child, running.job_id, TIMEOUT, f"timed out after {limit:g}s (timeout)", now)
+            self._interrupt(child, running, TIMEOUT, f"timed out after {limit:g}s (timeout)", now)
         elif running.job_id in cancel_requests:
-            self._interrupt(child, running.job_id, CANCEL, "cancelled while running", now)
+            self._interrupt(child, running, CANCEL, "cancelled while running", now)
         elif running.memory_limit is not None:
             used = self._resident(child.pid)
             if used > running.memory_limit:
                 error = (f"memory limit exceeded: {format_size(used)} resident, "
                          f"limit {format_size(running.memory_limit)} (memory_limit)")
-                self._interrupt(child, running.job_id, MEMORY, error, now, grace_s=0.0)
+                self._interrupt(child, running, MEMORY, error, now, grace_s=0.0)
 
-    def _interrupt(self, child: Watched, job_id: str, reason: str, error: str, now: float,
+    def _interrupt(self, child: Watched, running: Running, reason: str, error: str, now: float,
                    grace_s: float | None = None) -> None:
         grace = self.grace_s if grace_s is None else grace_s
-        log.warning("job %s on worker pid %d: %s; stopping the worker", job_id, child.pid, error)
-        self.slots[child.slot].request_interrupt(job_id)
-        child.interrupt = Interrupt(job_id, reason, error, now + grace)
+        log.warning("job %s on worker pid %d: %s; stopping the worker", running.job_id, child.pid, error)
+        self.slots[child.slot].request_interrupt(running.job_id, running.started)
+        child.interrupt = Interrupt(running.job_id, running.started, reason, error, now + grace)
         if grace > 0:
             _signal(child.pid, signal.SIGUSR1)
         else:
@@ -122,18 +124,25 @@ class Watchdog:
         if child.killed_by_us or now < interrupt.kill_at:
             return
         running = self.slots[child.slot].current()
-        if running is not None and running.job_id == interrupt.job_id:
+        if running is not None and (running.job_id, running.started) == (interrupt.job_id, interrupt.started):
             log.warning("job %s did not stop within %gs; killing its worker (pid %d)",
                         interrupt.job_id, self.grace_s, child.pid)
             self._kill(child)
         else:
             child.interrupt = None
-            self.slots[child.slot].request_interrupt("")
+            self.slots[child.slot].request_interrupt("", 0.0)
 
     def _kill(self, child: Watched) -> None:
+        """The worker and the process groups of its command jobs (which lead their own sessions)."""
         child.killed_by_us = True
         child.kill_counts_crash = False
+        try:
+            commands = [p.pid for p in psutil.Process(child.pid).children() if os.getpgid(p.pid) == p.pid]
+        except (psutil.Error, ProcessLookupError):
+            commands = []
         _signal(child.pid, signal.SIGKILL)
+        for pgid in commands:
+            kill_group(pgid)
 
     def _resident(self, pid: int) -> int:
         """Resident memory of the worker and everything it started (command jobs)."""
@@ -148,6 +157,14 @@ class Watchdog:
             return total
         except psutil.Error:
             return 0
+
+
+def _count(text: str | None) -> int:
+    """A counter from a job record, which may have been tampered with."""
+    try:
+        return max(0, int(text or 0))
+    except ValueError:
+        return 0
 
 
 def _signal(pid: int, signum: int) -> None:

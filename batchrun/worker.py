@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -25,7 +27,7 @@ from batchrun.errors import BatchrunError, JobInterrupted
 from batchrun.execute import Executor, Outcome
 from batchrun.failures import attempt_failed, cannot_run
 from batchrun.heartbeat import Heartbeat
-from batchrun.ids import new_job_id
+from batchrun.ids import is_job_id, new_job_id
 from batchrun.pacing import Pacer
 from batchrun.registry import JobDefinition, Registry
 from batchrun.slots import Slot, Slots
@@ -67,7 +69,7 @@ class Worker:
         self.parent_pid = os.getppid()
         self.pacer = Pacer()
         self.slot = slot or Slots(1)[0]
-        self.running_job: str | None = None
+        self.running: tuple[str, float] | None = None  # job id and start of the attempt in the handler
         self.jobs_done = 0
         self.heartbeat = Heartbeat(heartbeat_broker or broker, identity.worker_id, settings.heartbeat_interval_s,
                                    settings.heartbeat_ttl_s, self._fenced, self._check_orphaned_job)
@@ -103,7 +105,7 @@ class Worker:
                 log.error("heartbeat expired before taking a job; exiting")
                 return WorkerExit.FENCED
             except JobInterrupted:
-                log.warning("job %s interrupted by the supervisor; exiting so it can record why", self.running_job)
+                log.warning("a job was interrupted by the supervisor; exiting so it can record why")
                 return WorkerExit.INTERRUPTED
             if self.worn_out():
                 self.heartbeat.stop()
@@ -130,9 +132,10 @@ class Worker:
     def on_interrupt_signal(self, signum: int, frame: object) -> None:
         """SIGUSR1 from the supervisor: a job's time is up or it was cancelled. Checked against the
         job named in the slot, so a signal meant for a job that has just ended hits nothing."""
-        job_id = self.running_job
-        if job_id is not None and self.slot.interrupt_requested(job_id):
-            raise JobInterrupted(f"job {job_id} interrupted (timeout or cancel)")
+        running = self.running
+        if running is not None and self.slot.interrupt_requested(*running):
+            self.running = None
+            raise JobInterrupted(f"job {running[0]} interrupted (timeout or cancel)")
 
     def run_once(self, idle_wait_s: float = IDLE_WAIT_S) -> bool:
         """Run one batch of jobs; block up to idle_wait_s for work when there is none. True if a job ran."""
@@ -153,12 +156,13 @@ class Worker:
                     successes.append((fetched.raw_id, outcome.result_json))
         finally:
             if successes:
-                self._retrying(lambda: self._ack(successes), what=f"{len(successes)} results")
+                with _interrupt_signal_held():
+                    self._retrying(lambda: self._ack(successes), what=f"{len(successes)} results")
         return True
 
     def process(self, fetched: Fetched) -> Outcome | None:
         """Run one job. A success is returned for the batch's single ack; anything else is recorded now."""
-        if fetched.malformed:
+        if fetched.malformed or not is_job_id(fetched.id):
             self._bury(fetched)
             return None
         try:
@@ -181,14 +185,14 @@ class Worker:
         started = time.monotonic()
         deadline = started + definition.timeout_s if definition.timeout_s else None
         self.slot.begin(fetched.id, started, deadline, definition.memory_limit_bytes or self.settings.memory_limit_bytes)
-        self.running_job = fetched.id
+        self.running = (fetched.id, started)
         try:
             outcome = self.executor.run(definition, params)
         except Exception as exc:
             outcome = Outcome(False, error=f"cannot run: {exc!r}", traceback=traceback.format_exc())
-        if self.slot.interrupt_requested(fetched.id):
+        self.running = None
+        if self.slot.interrupt_requested(fetched.id, started):
             raise JobInterrupted(f"job {fetched.id} was interrupted; its handler returned anyway")
-        self.running_job = None
         self.slot.end()
         self.pacer.observe(time.monotonic() - started)
         return outcome
@@ -226,15 +230,18 @@ class Worker:
 
     def _bury(self, fetched: Fetched) -> None:
         new_id = new_job_id()
-        reason = f"malformed message: queue entry {fetched.id[:200]!r} has no job record"
+        problem = "has no job record" if fetched.malformed else "is not a job id"
+        reason = f"malformed message: queue entry {fetched.id[:200]!r} {problem}"
         log.error("%s; dead-lettered as %s", reason, new_id)
         self.broker.bury(self.worker_id, fetched.raw_id, new_id, reason)
 
     def _check_orphaned_job(self) -> None:
         """Called from the heartbeat thread. With its supervisor gone no watchdog watches this worker,
         so it enforces its job's timeout itself; the job comes back once the heartbeat expires."""
+        if os.getppid() == self.parent_pid:
+            return
         running = self.slot.current()
-        if os.getppid() == self.parent_pid or running is None or running.deadline is None:
+        if running is None or running.deadline is None:
             return
         if time.monotonic() > running.deadline + self.settings.timeout_grace_s:
             log.error("job %s is past its timeout and this worker's supervisor is gone; exiting", running.job_id)
@@ -244,6 +251,16 @@ class Worker:
         """Called from the heartbeat thread: our jobs may already run elsewhere, so stop now."""
         log.error("heartbeat expired: this worker may be presumed dead and its jobs run elsewhere; exiting")
         os._exit(WorkerExit.FENCED)
+
+
+@contextmanager
+def _interrupt_signal_held() -> Iterator[None]:
+    """Results already earned are stored even if an interrupt for the next job is on its way."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _decode_params(raw: bytes) -> dict:

@@ -88,6 +88,21 @@ def test_garbage_pushed_into_a_queue_is_dead_lettered_and_the_worker_goes_on(pro
     assert "crashed" not in project.supervisor_log()
 
 
+@pytest.mark.timeout(30)
+def test_a_queue_entry_that_is_not_a_job_id_is_dead_lettered_even_with_a_record(project):
+    """Such an id could not be tracked in the supervisor's slots (fixed width), so it never runs."""
+    odd = "a" + "\u00e9" * 12
+    project.redis.hset(project.keys.job(odd), mapping={"job": "noop", "params": "{}", "queue": "default",
+                                                      "state": "queued"})
+    project.redis.rpush(project.keys.queue("default"), odd)
+    good = project.submit("noop")
+    proc = project.supervise("--workers", "1", "--until-empty")
+    assert proc.wait(timeout=30) == 0
+    assert project.state(good) == "succeeded"
+    [dead] = project.client.inspector.dead_ids()
+    assert "is not a job id" in project.job(dead)["error"]
+
+
 def test_a_record_naming_an_unknown_job_or_bad_params_is_dead_lettered(project):
     unknown = project.submit("noop")
     project.redis.hset(project.keys.job(unknown), "job", "vanished-job")

@@ -654,3 +654,14 @@ def test_jobs_waiting_for_a_retry_are_counted_until_promoted_or_cancelled(broker
     assert broker.client.smembers(broker.keys.retrying) == {retried.encode()}
     wait_for(lambda: broker.promote(FALLBACK)[0] == 1, timeout=5, what="the retry to fall due")
     assert broker.client.scard(broker.keys.retrying) == 0
+
+
+@pytest.mark.parametrize("tampered", ["x", "1.5", "-3"])
+@pytest.mark.timeout(10)
+def test_a_tampered_failure_counter_never_loses_the_job(broker, tampered):
+    job_id = _enqueue(broker)
+    _start(broker)
+    broker.client.hset(broker.keys.job(job_id), "failures", tampered)
+    assert broker.fail("w1", job_id, _retry(retries=3, retry_at=time.time() + 30)) == FAIL_RETRYING
+    assert _state(broker, job_id) == "retrying" and job_id in _scheduled(broker)
+    assert broker.client.hget(broker.keys.job(job_id), "failures") in (b"1", b"2")

@@ -287,3 +287,19 @@ def test_workers_are_recycled_after_max_jobs_per_worker(make_project):
     log = project.supervisor_log()
     assert "WARNING" not in log and "perhaps out of memory" not in log
     assert log.count("exited to be recycled") >= 3
+
+
+@pytest.mark.timeout(30)
+def test_a_timed_out_command_job_takes_the_processes_it_started_with_it(project):
+    marker = f"batchrun-grandchild-{project.namespace}"
+
+    def leftovers() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])
+                and p.status() != psutil.STATUS_ZOMBIE]
+
+    project.supervise()
+    job_id = project.submit("spawner", marker=marker)
+    wait_for(leftovers, timeout=10, what="the command to start its own child")
+    assert project.client.wait([job_id], 15)[job_id] == "failed"
+    assert "timed out" in project.job(job_id)["error"]
+    wait_for(lambda: not leftovers(), timeout=5, what="the command's child to be killed with it")

@@ -6,15 +6,18 @@
 -- ARGV[4]  result retention, milliseconds
 -- ARGV[5..] job id, result JSON, job id, result JSON, ...
 --
--- Returns the number of jobs recorded. A job no longer in this worker's
--- processing list was reclaimed after the worker was presumed dead: its record
--- is left to whoever runs it now.
+-- Returns the number of jobs recorded. An id whose record is gone or is not a
+-- hash (tampered with) is dropped, as there is nothing to record it in. A job
+-- no longer in this worker's processing list was reclaimed after the worker
+-- was presumed dead: its record is left to whoever runs it now.
 local ctx = context()
 local stored = 0
 for i = 5, #ARGV, 2 do
     local id = ARGV[i]
-    if redis.call('LREM', KEYS[1], 1, id) == 1 then
-        local key = job_key(ctx, id)
+    local key = job_key(ctx, id)
+    if redis.call('TYPE', key).ok ~= 'hash' then
+        redis.call('LREM', KEYS[1], 1, id)
+    elseif redis.call('LREM', KEYS[1], 1, id) == 1 then
         redis.call('HSET', key, 'state', 'succeeded', 'finished_at', ctx.now, 'result', ARGV[i + 1])
         redis.call('PEXPIRE', key, ARGV[4])
         if ctx.cap > 0 then

@@ -27,12 +27,21 @@
 -- (nothing changes).
 local ctx = context()
 local id, kind = ARGV[4], ARGV[5]
-if redis.call('LREM', KEYS[1], 1, id) == 0 then
+if not redis.call('LPOS', KEYS[1], id) then
     return 0
 end
+-- Everything is read and checked before the first write: a script stopped by
+-- an error half way is not rolled back, and must not drop a job from its list.
+if redis.call('TYPE', KEYS[2]).ok ~= 'hash' then
+    redis.call('LREM', KEYS[1], 1, id)
+    return 0
+end
+local fields = redis.call('HMGET', KEYS[2], 'job', 'failures', 'cancel_requested')
+local job = fields[1] or ''
+local failures = math.max(math.floor(tonumber(fields[2]) or 0), 0) + 1
+redis.call('LREM', KEYS[1], 1, id)
 redis.call('HDEL', KEYS[3], 'job', 'job_started_at')
-local job = redis.call('HGET', KEYS[2], 'job')
-if redis.call('HEXISTS', KEYS[2], 'cancel_requested') == 1 then
+if fields[3] then
     redis.call('HSET', KEYS[2], 'error', ARGV[6], 'traceback', ARGV[7])
     cancel(ctx, id, KEYS[2], job, ARGV[10])
     return 1
@@ -41,7 +50,7 @@ if kind == 'dead' then
     bury_record(ctx, id, KEYS[2], 'dead', job, ARGV[6], ARGV[7])
     return 1
 end
-local failures = redis.call('HINCRBY', KEYS[2], 'failures', 1)
+redis.call('HSET', KEYS[2], 'failures', failures)
 if kind == 'retry' and failures <= tonumber(ARGV[8]) then
     redis.call('HSET', KEYS[2], 'state', 'retrying', 'due_at', ARGV[9], 'error', ARGV[6], 'traceback', ARGV[7])
     redis.call('HDEL', KEYS[2], 'worker')

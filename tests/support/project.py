@@ -52,6 +52,9 @@ JOBS = {
     "hang": "handler: testjobs:block\nqueue: default\nparams:\n  tag: {type: str, default: ''}\n",
     "allocate": "handler: testjobs:allocate\nqueue: default\nmemory_limit: 150MiB\n"
                 "params:\n  megabytes: {type: int, required: true}\n  tag: {type: str, default: ''}\n",
+    "spawner": "command: [" + repr(sys.executable) + ", -c, 'import subprocess, sys, time; "
+               "subprocess.Popen([\"sleep\", \"61\", sys.argv[1]]); time.sleep(60)', '{marker}']\n"
+               "queue: default\ntimeout: 1s\nparams:\n  marker: {type: str, required: true}\n",
     "big-result": "handler: testjobs:big_result\nqueue: default\nparams:\n  size: {type: int, required: true}\n",
 }
 
