@@ -9,6 +9,14 @@ from collections.abc import Callable
 PR_SET_PDEATHSIG = 1
 
 
+def signal_process(pid: int, signum: int) -> None:
+    """Send a signal to a process that may already have exited (and not yet been reaped)."""
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
 def die_with_parent(signum: int) -> Callable[[], None]:
     """A preexec_fn: the kernel sends `signum` to the child when its parent dies, even by SIGKILL.
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchrun.broker import PROMOTE_CHUNK, Broker
+from batchrun.childproc import signal_process
 from batchrun.config import Settings
 from batchrun.connection import Connection
 from batchrun.errors import BatchrunError, ExitCode, RedisUnavailable
@@ -181,10 +182,7 @@ class Supervisor:
 
     def _signal_children(self, signum: int) -> None:
         for child in self.children.values():
-            try:
-                os.kill(child.pid, signum)
-            except ProcessLookupError:
-                pass
+            signal_process(child.pid, signum)
 
     def _kill_children(self) -> None:
         for child in self.children.values():
@@ -282,10 +280,7 @@ class Supervisor:
         log.warning("worker %s (pid %d) stopped beating; killing it", child.worker_id, child.pid)
         child.killed_by_us = True
         child.kill_counts_crash = not self._redis_troubled()
-        try:
-            os.kill(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        signal_process(child.pid, signal.SIGKILL)
 
     def _reclaim_one(self, worker_id: str, crashed: bool, reason: str, *, only_if_expired: bool) -> bool:
         try:

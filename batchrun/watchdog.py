@@ -20,6 +20,7 @@ from typing import Protocol
 import psutil
 
 from batchrun.broker import Broker
+from batchrun.childproc import signal_process
 from batchrun.durations import format_size
 from batchrun.errors import BatchrunError
 from batchrun.execute import kill_group
@@ -113,7 +114,7 @@ class Watchdog:
         self.slots[child.slot].request_interrupt(running.job_id, running.started)
         child.interrupt = Interrupt(running.job_id, running.started, reason, error, now + grace)
         if grace > 0:
-            _signal(child.pid, signal.SIGUSR1)
+            signal_process(child.pid, signal.SIGUSR1)
         else:
             self._kill(child)
 
@@ -140,7 +141,7 @@ class Watchdog:
             commands = [p.pid for p in psutil.Process(child.pid).children() if os.getpgid(p.pid) == p.pid]
         except (psutil.Error, ProcessLookupError):
             commands = []
-        _signal(child.pid, signal.SIGKILL)
+        signal_process(child.pid, signal.SIGKILL)
         for pgid in commands:
             kill_group(pgid)
 
@@ -165,11 +166,3 @@ def _count(text: str | None) -> int:
         return max(0, int(text or 0))
     except ValueError:
         return 0
-
-
-def _signal(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-

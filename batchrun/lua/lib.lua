@@ -38,17 +38,18 @@ local function emit(ctx, id, event, job, detail)
     end
 end
 
--- The queue and definition name of a job record, or false when there is no usable record.
+-- The queue, definition name, state and cancel request of a job record,
+-- or false when there is no usable record.
 local function record_of(ctx, id)
     local key = job_key(ctx, id)
     if redis.call('TYPE', key).ok ~= 'hash' then
         return false
     end
-    local fields = redis.call('HMGET', key, 'queue', 'job', 'cancel_requested')
+    local fields = redis.call('HMGET', key, 'queue', 'job', 'cancel_requested', 'state')
     if not fields[1] or fields[1] == '' then
         return false
     end
-    return {key = key, queue = fields[1], job = fields[2] or '', cancel = fields[3]}
+    return {key = key, queue = fields[1], job = fields[2] or '', cancel = fields[3], state = fields[4]}
 end
 
 local function wake_one(ctx, cap)

@@ -23,16 +23,13 @@ for _, id in ipairs(due) do
     if not rec then
         redis.call('RPUSH', KEYS[2], id)
         wake_one(ctx, tonumber(ARGV[5]))
-    else
-        local state = redis.call('HGET', rec.key, 'state')
-        if state == 'scheduled' or state == 'retrying' then
-            redis.call('HSET', rec.key, 'state', 'queued')
-            redis.call('HDEL', rec.key, 'due_at')
-            redis.call('RPUSH', ctx.prefix .. 'queue:' .. rec.queue, id)
-            wake_one(ctx, tonumber(ARGV[5]))
-            emit(ctx, id, 'queued', rec.job, state == 'retrying' and 'retry due' or 'due')
-            moved = moved + 1
-        end
+    elseif rec.state == 'scheduled' or rec.state == 'retrying' then
+        redis.call('HSET', rec.key, 'state', 'queued')
+        redis.call('HDEL', rec.key, 'due_at')
+        redis.call('RPUSH', ctx.prefix .. 'queue:' .. rec.queue, id)
+        wake_one(ctx, tonumber(ARGV[5]))
+        emit(ctx, id, 'queued', rec.job, rec.state == 'retrying' and 'retry due' or 'due')
+        moved = moved + 1
     end
 end
 local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
