@@ -138,9 +138,13 @@ class Broker:
         )
 
     @translated
-    def beat(self, worker_id: str, ttl_s: float) -> bool:
-        """False means the heartbeat had expired: the worker has been presumed dead."""
-        return bool(self.scripts.beat(keys=[self.keys.worker(worker_id)], args=[_ms(ttl_s), time.time()]))
+    def beat(self, worker_ids: Sequence[str], ttl_s: float) -> list[bool]:
+        """Renew several heartbeats in one call. False for a worker whose heartbeat had expired:
+        it has been presumed dead."""
+        if not worker_ids:
+            return []
+        reply = self.scripts.beat(keys=[self.keys.worker(w) for w in worker_ids], args=[_ms(ttl_s), time.time()])
+        return [bool(alive) for alive in reply]
 
     @translated
     def fetch(self, worker_id: str, queues: Sequence[str], limit: int = 1) -> list[Fetched]:
@@ -279,6 +283,25 @@ class Broker:
                 pipe.exists(self.keys.worker(worker_id))
             alive = pipe.execute()
         return [w for w, a in zip(workers, alive) if not a]
+
+    @translated
+    def workers_of(self, supervisor_id: str) -> list[tuple[str, int, float]]:
+        """(worker id, pid, started_at) of the registered workers that a supervisor started."""
+        workers = sorted(_text(w) for w in self.client.smembers(self.keys.workers))
+        with self.client.pipeline(transaction=False) as pipe:
+            for worker_id in workers:
+                pipe.hmget(self.keys.worker(worker_id), "supervisor", "pid", "started_at")
+            infos = pipe.execute()
+        return [(w, _number(int, pid), _number(float, started)) for w, (sup, pid, started) in zip(workers, infos)
+                if sup is not None and _text(sup) == supervisor_id]
+
+
+def _number(kind: Callable[[str], R], value: bytes | None) -> R | int:
+    """A field of a record that may have been tampered with: 0 when it is not a number."""
+    try:
+        return kind(_text(value or b"0"))
+    except ValueError:
+        return 0
 
 
 def _ms(seconds: float) -> int:

@@ -18,18 +18,30 @@ def signal_process(pid: int, signum: int) -> None:
 
 
 def die_with_parent(signum: int) -> Callable[[], None]:
-    """A preexec_fn: the kernel sends `signum` to the child when its parent dies, even by SIGKILL.
+    """A preexec_fn: the kernel sends `signum` to the child when its parent dies, even by SIGKILL."""
+    arm = parent_death_signal(signum)
 
-    libc is loaded here, before fork: the hook itself runs in the child, where
-    only async-signal-safe work is wise.
+    def preexec() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        arm()
+
+    return preexec
+
+
+def parent_death_signal(signum: int) -> Callable[[], None]:
+    """Returns a function for the forked child to call: the kernel sends it `signum` when the process
+    that called this dies. It exits at once if that process already died before the signal was armed.
+
+    libc is loaded here, before fork: the returned function runs in the child, where only
+    async-signal-safe work is wise. The signal fires when the *thread* that forked exits, so fork
+    from the main thread.
     """
     libc = ctypes.CDLL(None, use_errno=True)
     parent = os.getpid()
 
-    def preexec() -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    def arm() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
+        if os.getppid() != parent:
             os._exit(1)
 
-    return preexec
+    return arm

@@ -16,12 +16,14 @@ import mmap
 import struct
 from dataclasses import dataclass
 
-_RUNNING = struct.Struct("<24sddQ")  # job id, started, deadline (0: none), memory limit (0: none)
+_RUNNING = struct.Struct("<24sddQ48s")  # job id, started, deadline (0: none), memory limit (0: none), job name
 _SEQ = struct.Struct("<Q")
 _INTERRUPT = struct.Struct("<24sd")  # job id and start of the attempt the supervisor wants stopped
+_READY = struct.Struct("<Q")  # 1 once the worker has booted and registered its heartbeat
 _RUNNING_AT = _SEQ.size
 _INTERRUPT_AT = _RUNNING_AT + _RUNNING.size
-SLOT_SIZE = _INTERRUPT_AT + _INTERRUPT.size
+_READY_AT = _INTERRUPT_AT + _INTERRUPT.size
+SLOT_SIZE = _READY_AT + _READY.size
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Running:
     started: float
     deadline: float | None
     memory_limit: int | None
+    job: str = ""
 
 
 class Slot:
@@ -37,11 +40,20 @@ class Slot:
         self.memory = memory
         self.offset = offset
 
-    def begin(self, job_id: str, started: float, deadline: float | None, memory_limit: int | None) -> None:
-        self._write(_RUNNING.pack(job_id.encode(), started, deadline or 0.0, memory_limit or 0))
+    def begin(self, job_id: str, started: float, deadline: float | None, memory_limit: int | None,
+              job: str = "") -> None:
+        self._write(_RUNNING.pack(job_id.encode(), started, deadline or 0.0, memory_limit or 0, job.encode()))
 
     def end(self) -> None:
-        self._write(_RUNNING.pack(b"", 0.0, 0.0, 0))
+        self._write(_RUNNING.pack(b"", 0.0, 0.0, 0, b""))
+
+    def mark_ready(self) -> None:
+        """The worker has booted: from now on its supervisor vouches for it, and a death is no crash loop."""
+        _READY.pack_into(self.memory, self.offset + _READY_AT, 1)
+
+    @property
+    def ready(self) -> bool:
+        return _READY.unpack_from(self.memory, self.offset + _READY_AT)[0] == 1
 
     def clear(self) -> None:
         """Called by the supervisor before it starts a worker in this slot."""
@@ -50,11 +62,11 @@ class Slot:
     def current(self) -> Running | None:
         """The job being run, or None when idle or caught in the middle of a write."""
         before = self._seq()
-        job_id, started, deadline, memory_limit = _RUNNING.unpack_from(self.memory, self.offset + _RUNNING_AT)
+        job_id, started, deadline, memory_limit, job = _RUNNING.unpack_from(self.memory, self.offset + _RUNNING_AT)
         if before % 2 or self._seq() != before or not job_id.rstrip(b"\0"):
             return None
         return Running(job_id.rstrip(b"\0").decode("ascii", "replace"), started, deadline or None,
-                       memory_limit or None)
+                       memory_limit or None, job.rstrip(b"\0").decode("utf-8", "replace"))
 
     def request_interrupt(self, job_id: str, started: float) -> None:
         """Names the attempt, not just the job: a retry of the same job must not be hit by it."""

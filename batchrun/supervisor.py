@@ -3,8 +3,14 @@
 Modelled on gunicorn's arbiter. Signal handlers only record the signal (and
 Python's wake-up fd interrupts the loop's sleep); the loop does all the work,
 one short method per verb: handle signals, reap the dead, reclaim their jobs,
-start the missing. Workers are reaped by pid, never with waitpid(-1), because
-the embedded Redis server is a child of this process too.
+vouch for the living (liveness.py), start the missing. Workers are reaped by
+pid, never with waitpid(-1), so other children of this process are left alone.
+
+Restarts: a worker that dies before it is ready (booted and registered) is a
+crash loop, so its place waits with a backoff, and repeated boot failures halt
+the supervisor. A worker that was ready and then died (killed from outside,
+recycled, or taken down by a job) is replaced at once; a job that keeps
+killing its workers is dead-lettered by the crash limit instead.
 """
 from __future__ import annotations
 
@@ -23,12 +29,14 @@ from dataclasses import dataclass, field
 from batchrun.broker import PROMOTE_CHUNK, Broker
 from batchrun.childproc import signal_process
 from batchrun.config import Settings
-from batchrun.connection import Connection
+from batchrun.connection import Connection, client_for
 from batchrun.errors import BatchrunError, ExitCode, RedisUnavailable
+from batchrun.exits import describe_exit
 from batchrun.inspection import Inspector
+from batchrun.liveness import Liveness, process_gone
 from batchrun.registry import Registry
 from batchrun.slots import Slots
-from batchrun.watchdog import Interrupt, Watchdog
+from batchrun.watchdog import Interrupt, Watchdog, kill_worker
 from batchrun.worker import Identity, WorkerExit
 from batchrun.worker_process import child_main, fork_worker
 
@@ -36,10 +44,10 @@ log = logging.getLogger("batchrun.supervisor")
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 UNTIL_EMPTY_TICK_S = 0.1
-HEALTHY_AFTER_S = 5.0
 MAX_BACKOFF_S = 10.0
 BOOT_FAILURE_LIMIT = 3
 GIVE_UP_RECLAIM_S = 10.0
+ORPHAN_EXIT_WAIT_S = 2.0
 
 
 @dataclass
@@ -51,11 +59,13 @@ class Child:
     killed_by_us: bool = False
     kill_counts_crash: bool = False
     interrupt: Interrupt | None = None
+    vouched_at: float = 0.0
+    stopped_since: float | None = None
 
 
 @dataclass
-class Slot:
-    """One place for a worker; it remembers how often its workers died young, for backoff."""
+class Place:
+    """One place for a worker; it remembers how often its workers died before they were ready, for backoff."""
 
     streak: int = 0
     start_after: float = 0.0
@@ -75,6 +85,7 @@ class Supervisor:
     workers: int
     until_empty: bool = False
     release_in_child: list[Callable[[], None]] = field(default_factory=list)
+    previous_id: str | None = None
 
     def __post_init__(self) -> None:
         self.host = socket.gethostname()
@@ -82,7 +93,7 @@ class Supervisor:
         self.broker = Broker.for_settings(self.connection.client, self.settings)
         self.inspector = Inspector(self.connection.client, self.settings.namespace)
         self.children: dict[int, Child] = {}
-        self.slots = [Slot() for _ in range(self.workers)]
+        self.places = [Place() for _ in range(self.workers)]
         self.signals: list[int] = []
         self.stop: Stop | None = None
         self.exit_code = ExitCode.OK
@@ -92,6 +103,9 @@ class Supervisor:
         self.redis_trouble_until = 0.0
         self.job_slots = Slots(self.workers)
         self.watchdog = Watchdog(self.job_slots, self.settings.timeout_grace_s)
+        beats = client_for(self.connection.url, socket_timeout_s=self.settings.heartbeat_interval_s, retries=1)
+        self.liveness = Liveness(Broker.for_settings(beats, self.settings), self.job_slots,
+                                 self.settings.heartbeat_interval_s, self.settings.heartbeat_ttl_s)
         self.cancel_requests: set[str] = set()
         self.next_promote = 0.0
         self.wakeup_r, self.wakeup_w = os.pipe()
@@ -100,6 +114,7 @@ class Supervisor:
     def run(self) -> int:
         log.info("supervisor %s starting %d workers on queues %s", self.id, self.workers, ", ".join(self.settings.queues))
         previous = self._install_signals()
+        self.adopt_orphans()
         try:
             while not self._finished():
                 self.tick()
@@ -116,6 +131,7 @@ class Supervisor:
         self.handle_signals()
         self.reap()
         self.reclaim()
+        self.vouch()
         self.watchdog.check(self.children.values(), self.cancel_requests)
         if self.stop is not None:
             self.advance_stop()
@@ -145,7 +161,8 @@ class Supervisor:
 
     def _sleep(self) -> None:
         timeout = UNTIL_EMPTY_TICK_S if self.until_empty or self.stop else self.settings.promote_interval_s
-        timeout = max(0.0, min(timeout, self.next_promote - time.monotonic()))
+        timeout = max(0.0, min(timeout, self.next_promote - time.monotonic(),
+                               self.liveness.next_beat - time.monotonic()))
         if self.signals:
             return
         ready, _, _ = select.select([self.wakeup_r], [], [], timeout)
@@ -216,7 +233,7 @@ class Supervisor:
                 self.on_exit(child, os.waitstatus_to_exitcode(status))
 
     def on_exit(self, child: Child, code: int) -> None:
-        reason = describe_exit(child, code)
+        reason = describe_exit(child, code, self.job_slots[child.slot].current())
         self.watchdog.forget(child.pid)
         if child.interrupt is not None:
             crashed = False
@@ -242,12 +259,10 @@ class Supervisor:
             self.request_stop("worker boot failures")
 
     def _schedule_restart(self, child: Child, code: int) -> None:
-        slot = self.slots[child.slot]
-        lived = time.monotonic() - child.started
-        young = lived < HEALTHY_AFTER_S and child.interrupt is None and code != WorkerExit.RECYCLED
-        slot.streak = slot.streak + 1 if young else 0
-        delay = 0.0 if slot.streak == 0 else min(MAX_BACKOFF_S, 0.1 * 2 ** (slot.streak - 1))
-        slot.start_after = time.monotonic() + delay
+        place = self.places[child.slot]
+        place.streak = 0 if self.job_slots[child.slot].ready else place.streak + 1
+        delay = 0.0 if place.streak == 0 else min(MAX_BACKOFF_S, 0.1 * 2 ** (place.streak - 1))
+        place.start_after = time.monotonic() + delay
 
     def reclaim(self) -> None:
         """Put back the jobs of our dead children at once, and those of any worker whose heartbeat expired."""
@@ -259,28 +274,45 @@ class Supervisor:
             self.reclaim_expired()
 
     def reclaim_expired(self) -> None:
-        """Reclaim workers whose heartbeat expired. Our own such children are alive but unresponsive:
-        kill them, and their jobs come back when they are reaped."""
+        """Reclaim workers whose heartbeat expired. Our own children are left to vouch(), which stops
+        any of them whose heartbeat is gone; their jobs come back when they are reaped."""
         try:
             expired = self.broker.expired_workers()
         except BatchrunError as exc:
             self._redis_trouble("cannot look for expired workers", exc)
             return
-        own = {child.worker_id: child for child in self.children.values()}
+        own = {child.worker_id for child in self.children.values()}
         for worker_id in expired:
-            if worker_id in own:
-                self._kill_unresponsive(own[worker_id])
-            else:
+            if worker_id not in own:
                 reason = f"heartbeat of worker {worker_id} expired"
                 self._reclaim_one(worker_id, not self._redis_troubled(), reason, only_if_expired=True)
 
-    def _kill_unresponsive(self, child: Child) -> None:
-        if child.killed_by_us:
+    def vouch(self) -> None:
+        """Renew our ready children's heartbeats (see liveness.py), and stop those that must not go on."""
+        now = time.monotonic()
+        if not self.liveness.due(now):
             return
-        log.warning("worker %s (pid %d) stopped beating; killing it", child.worker_id, child.pid)
-        child.killed_by_us = True
-        child.kill_counts_crash = not self._redis_troubled()
-        signal_process(child.pid, signal.SIGKILL)
+        verdicts, error = self.liveness.beat(list(self.children.values()), now)
+        if error is not None:
+            self._redis_trouble("cannot renew the workers' heartbeats", error)
+        for verdict in verdicts:
+            log.warning("worker %s (pid %d): %s; killing it, its jobs are put back",
+                        verdict.child.worker_id, verdict.child.pid, verdict.reason)
+            kill_worker(verdict.child)
+
+    def adopt_orphans(self) -> None:
+        """The previous supervisor of this state folder is dead (its lock was free), and its workers died
+        with it: put their jobs back now rather than when their heartbeats expire. Not counted as crashes."""
+        if not self.previous_id:
+            return
+        try:
+            workers = self.broker.workers_of(self.previous_id)
+        except BatchrunError as exc:
+            self._redis_trouble("cannot look for the previous supervisor's workers", exc)
+            return
+        for worker_id, pid, started_at in workers:
+            if process_gone(pid, started_at, ORPHAN_EXIT_WAIT_S):
+                self.unreclaimed[worker_id] = (False, f"its supervisor {self.previous_id} died")
 
     def _reclaim_one(self, worker_id: str, crashed: bool, reason: str, *, only_if_expired: bool) -> bool:
         try:
@@ -331,8 +363,8 @@ class Supervisor:
     def spawn_missing(self) -> None:
         busy = {child.slot for child in self.children.values()}
         now = time.monotonic()
-        for index, slot in enumerate(self.slots):
-            if index not in busy and now >= slot.start_after:
+        for index, place in enumerate(self.places):
+            if index not in busy and now >= place.start_after:
                 self.spawn(index)
 
     def spawn(self, slot: int) -> None:
@@ -343,7 +375,8 @@ class Supervisor:
         pid = fork_worker(lambda: child_main(
             self.settings, self.registry, self.connection.url, identity, self.job_slots[slot], self.release_in_child
         ))
-        self.children[pid] = Child(pid, identity.worker_id, slot, time.monotonic())
+        now = time.monotonic()
+        self.children[pid] = Child(pid, identity.worker_id, slot, now, vouched_at=now)
         log.debug("started worker %s (pid %d)", identity.worker_id, pid)
 
     # --- conditions --------------------------------------------------------
@@ -373,19 +406,3 @@ def default_workers() -> int:
         return max(1, len(psutil.Process().cpu_affinity()))
     except (AttributeError, psutil.Error):
         return max(1, psutil.cpu_count() or 1)
-
-
-def describe_exit(child: Child, code: int) -> str:
-    who = f"worker {child.worker_id} (pid {child.pid})"
-    if code >= 0:
-        meaning = {WorkerExit.OK: "exited", WorkerExit.FENCED: "exited: its heartbeat had expired",
-                   WorkerExit.BOOT_FAILED: "failed to boot", WorkerExit.RECYCLED: "exited to be recycled",
-                   WorkerExit.INTERRUPTED: "exited after its job was interrupted",
-                   }.get(code, f"exited with code {code}")
-        return f"{who} {meaning}"
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = f"signal {-code}"
-    hint = "; perhaps out of memory?" if -code == signal.SIGKILL and not child.killed_by_us else ""
-    return f"{who} was killed by {name}{hint}"

@@ -116,7 +116,7 @@ class Watchdog:
         if grace > 0:
             signal_process(child.pid, signal.SIGUSR1)
         else:
-            self._kill(child)
+            kill_worker(child)
 
     def _follow_up(self, child: Watched, now: float) -> None:
         """After the grace period: kill a worker still on the job; forgive one that has moved on."""
@@ -128,22 +128,10 @@ class Watchdog:
         if running is not None and (running.job_id, running.started) == (interrupt.job_id, interrupt.started):
             log.warning("job %s did not stop within %gs; killing its worker (pid %d)",
                         interrupt.job_id, self.grace_s, child.pid)
-            self._kill(child)
+            kill_worker(child)
         else:
             child.interrupt = None
             self.slots[child.slot].request_interrupt("", 0.0)
-
-    def _kill(self, child: Watched) -> None:
-        """The worker and the process groups of its command jobs (which lead their own sessions)."""
-        child.killed_by_us = True
-        child.kill_counts_crash = False
-        try:
-            commands = [p.pid for p in psutil.Process(child.pid).children() if os.getpgid(p.pid) == p.pid]
-        except (psutil.Error, ProcessLookupError):
-            commands = []
-        signal_process(child.pid, signal.SIGKILL)
-        for pgid in commands:
-            kill_group(pgid)
 
     def _resident(self, pid: int) -> int:
         """Resident memory of the worker and everything it started (command jobs)."""
@@ -158,6 +146,19 @@ class Watchdog:
             return total
         except psutil.Error:
             return 0
+
+
+def kill_worker(child: Watched) -> None:
+    """The worker and the process groups of its command jobs (which lead their own sessions)."""
+    child.killed_by_us = True
+    child.kill_counts_crash = False
+    try:
+        commands = [p.pid for p in psutil.Process(child.pid).children() if os.getpgid(p.pid) == p.pid]
+    except (psutil.Error, ProcessLookupError):
+        commands = []
+    signal_process(child.pid, signal.SIGKILL)
+    for pgid in commands:
+        kill_group(pgid)
 
 
 def _count(text: str | None) -> int:

@@ -2,7 +2,9 @@
 
 A job taken is always in this worker's processing list in Redis, never only
 in memory: if the process dies, its supervisor (or any supervisor, once the
-heartbeat expires) puts the job back. Short jobs are taken and acknowledged
+heartbeat expires) puts the job back. The worker registers its heartbeat once
+booted; from then on its supervisor renews it (see Supervisor.vouch), so the
+worker itself never needs the GIL to stay alive in Redis. Short jobs are taken and acknowledged
 several per round trip (pacing.py says how many). `run_once` is one
 iteration, so tests can drive a worker without processes.
 """
@@ -26,7 +28,6 @@ from batchrun.config import Settings
 from batchrun.errors import BatchrunError, JobInterrupted
 from batchrun.execute import Executor, Outcome
 from batchrun.failures import attempt_failed, cannot_run
-from batchrun.heartbeat import Heartbeat
 from batchrun.ids import is_job_id, new_job_id
 from batchrun.pacing import Pacer
 from batchrun.registry import JobDefinition, Registry
@@ -58,7 +59,7 @@ class Identity:
 class Worker:
     def __init__(
         self, broker: Broker, settings: Settings, registry: Registry, executor: Executor, identity: Identity,
-        heartbeat_broker: Broker | None = None, slot: Slot | None = None,
+        slot: Slot | None = None,
     ) -> None:
         self.broker = broker
         self.settings = settings
@@ -71,14 +72,14 @@ class Worker:
         self.slot = slot or Slots(1)[0]
         self.running: tuple[str, float] | None = None  # job id and start of the attempt in the handler
         self.jobs_done = 0
-        self.heartbeat = Heartbeat(heartbeat_broker or broker, identity.worker_id, settings.heartbeat_interval_s,
-                                   settings.heartbeat_ttl_s, self._fenced, self._check_orphaned_job)
 
     @property
     def worker_id(self) -> str:
         return self.identity.worker_id
 
     def boot(self) -> None:
+        """Load the handlers first, however long imports take: the heartbeat registered next must be
+        renewed within a TTL, and the supervisor vouches only for workers marked ready."""
         self.executor.load_handlers()
         info = {
             "host": self.identity.host,
@@ -88,10 +89,10 @@ class Worker:
             "last_beat": time.time(),
         }
         self.broker.register_worker(self.worker_id, self.settings.heartbeat_ttl_s, info)
-        self.heartbeat.start()
+        self.slot.mark_ready()
 
     def run(self) -> WorkerExit:
-        """Loop until asked to stop or orphaned; an orphan finishes its job, then leaves."""
+        """Loop until asked to stop or orphaned (the parent-death signal normally kills an orphan first)."""
         delay = 0.05
         while not self.stopping and os.getppid() == self.parent_pid:
             try:
@@ -108,9 +109,7 @@ class Worker:
                 log.warning("a job was interrupted by the supervisor; exiting so it can record why")
                 return WorkerExit.INTERRUPTED
             if self.worn_out():
-                self.heartbeat.stop()
                 return WorkerExit.RECYCLED
-        self.heartbeat.stop()
         return WorkerExit.OK
 
     def batch_limit(self) -> int:
@@ -184,7 +183,8 @@ class Worker:
         """Run with the job's limits written in this worker's slot, where the supervisor watches them."""
         started = time.monotonic()
         deadline = started + definition.timeout_s if definition.timeout_s else None
-        self.slot.begin(fetched.id, started, deadline, definition.memory_limit_bytes or self.settings.memory_limit_bytes)
+        self.slot.begin(fetched.id, started, deadline, definition.memory_limit_bytes or self.settings.memory_limit_bytes,
+                        fetched.job)
         self.running = (fetched.id, started)
         try:
             outcome = self.executor.run(definition, params)
@@ -234,23 +234,6 @@ class Worker:
         reason = f"malformed message: queue entry {fetched.id[:200]!r} {problem}"
         log.error("%s; dead-lettered as %s", reason, new_id)
         self.broker.bury(self.worker_id, fetched.raw_id, new_id, reason)
-
-    def _check_orphaned_job(self) -> None:
-        """Called from the heartbeat thread. With its supervisor gone no watchdog watches this worker,
-        so it enforces its job's timeout itself; the job comes back once the heartbeat expires."""
-        if os.getppid() == self.parent_pid:
-            return
-        running = self.slot.current()
-        if running is None or running.deadline is None:
-            return
-        if time.monotonic() > running.deadline + self.settings.timeout_grace_s:
-            log.error("job %s is past its timeout and this worker's supervisor is gone; exiting", running.job_id)
-            os._exit(WorkerExit.INTERRUPTED)
-
-    def _fenced(self) -> None:
-        """Called from the heartbeat thread: our jobs may already run elsewhere, so stop now."""
-        log.error("heartbeat expired: this worker may be presumed dead and its jobs run elsewhere; exiting")
-        os._exit(WorkerExit.FENCED)
 
 
 @contextmanager

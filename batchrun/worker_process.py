@@ -3,7 +3,12 @@
 After fork the child inherits the supervisor's signal handlers, wake-up pipe,
 lock files and Redis connection. It drops what it must not touch, connects to
 Redis anew, and always leaves through os._exit so that no atexit hook of the
-supervisor (such as shutting down the embedded server) runs in a worker.
+supervisor runs in a worker.
+
+A worker dies with its supervisor (the kernel's parent-death signal, SIGKILL):
+the supervisor is what vouches for it in Redis, so a worker left without one
+would soon be presumed dead while still running its job, and another host
+would run that job a second time.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 from batchrun.broker import Broker
+from batchrun.childproc import parent_death_signal
 from batchrun.config import Settings
 from batchrun.connection import client_for
 from batchrun.errors import RedisUnavailable
@@ -30,10 +36,12 @@ BLOCKED_AROUND_FORK = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIG
 
 def fork_worker(child: Callable[[], NoReturn]) -> int:
     """Fork with signals blocked, so the child cannot die of one before installing its own handlers."""
+    arm_death_signal = parent_death_signal(signal.SIGKILL)
     old = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AROUND_FORK)
     try:
         pid = os.fork()
         if pid == 0:
+            arm_death_signal()
             child()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -74,8 +82,7 @@ def _prepare(
     signal.set_wakeup_fd(-1)
     random.seed()
     broker = Broker.for_settings(client_for(url), settings)
-    beats = Broker.for_settings(client_for(url, socket_timeout_s=settings.heartbeat_interval_s, retries=1), settings)
-    worker = Worker(broker, settings, registry, Executor(registry, settings.project_dir), identity, beats, slot)
+    worker = Worker(broker, settings, registry, Executor(registry, settings.project_dir), identity, slot)
     _install_signals(worker)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     return worker

@@ -31,7 +31,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
     """The suite's own embedded server, so a benchmark never touches the user's data."""
     server = EmbeddedServer(workdir / "redis")
     try:
-        yield server.acquire(owner_only=True)
+        yield server.acquire()
     finally:
         server.release()
 

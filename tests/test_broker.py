@@ -145,11 +145,20 @@ def test_a_worker_whose_heartbeat_expired_is_fenced(broker):
         time.sleep(0.02)
     assert broker.reclaim(w, count_crash=True, crash_limit=3, reason="expired", only_if_expired=True,
                           fallback_queue="high") == (1, 0)
-    assert broker.beat(w, 10) is False, "an expired heartbeat is never recreated"
+    assert broker.beat([w], 10) == [False], "an expired heartbeat is never recreated"
     with pytest.raises(WorkerFenced):
         _fetch(broker, w)
     assert _ack(broker, w, job_id, b"null") is False, "a reclaimed job's late outcome is dropped"
     assert broker.client.hget(broker.keys.job(job_id), "state") == b"queued"
+
+
+def test_one_beat_renews_several_heartbeats_and_names_the_expired(broker):
+    live, gone = _worker(broker, "live", ttl_s=0.3), _worker(broker, "gone", ttl_s=10)
+    broker.client.delete(broker.keys.worker(gone))
+    assert broker.beat([live, gone], 10) == [True, False]
+    assert broker.client.pttl(broker.keys.worker(live)) > 5_000
+    assert not broker.client.exists(broker.keys.worker(gone))
+    assert broker.beat([], 10) == []
 
 
 def test_fail_moves_the_job_to_the_dead_letter_list(broker):

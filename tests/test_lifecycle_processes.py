@@ -213,7 +213,7 @@ def test_job_deaf_to_the_interrupt_is_killed_after_timeout_and_grace(make_projec
     [(_, deaf_pid)] = project.runs()
     wait_for(lambda: _gone(deaf_pid), what="the deaf worker to be gone")
     log = project.supervisor_log()
-    assert "did not stop within" in log and "perhaps out of memory" not in log
+    assert "did not stop within" in log and "out-of-memory killer" not in log
     assert sup.poll() is None
 
 
@@ -285,7 +285,7 @@ def test_workers_are_recycled_after_max_jobs_per_worker(make_project):
     assert max(pids.values()) <= 3, f"jobs per worker pid: {dict(pids)}"
     assert len(pids) >= 4
     log = project.supervisor_log()
-    assert "WARNING" not in log and "perhaps out of memory" not in log
+    assert "WARNING" not in log and "out-of-memory killer" not in log
     assert log.count("exited to be recycled") >= 3
 
 

@@ -86,33 +86,6 @@ def test_long_cpu_job_is_not_reclaimed_while_its_worker_lives(project):
     assert project.job(job_id)["attempts"] == 1
 
 
-def _orphan_worker_and_wait_for_it_to_exit(project, tag: str) -> None:
-    """Start a supervisor with one worker, SIGKILL the supervisor alone once the job runs."""
-    sup = project.supervise("--workers", "1")
-    worker_pid = _worker_running(project, tag)
-    os.kill(sup.pid, signal.SIGKILL)
-    sup.wait(timeout=10)
-    wait_for(lambda: not psutil.pid_exists(worker_pid) or psutil.Process(worker_pid).status() == "zombie",
-             timeout=15, what="the orphaned worker to exit")
-
-
-def test_orphaned_worker_finishes_its_job_and_exits(project):
-    job_id = project.submit("sleep", seconds=1.0, tag="orphan")
-    _orphan_worker_and_wait_for_it_to_exit(project, "orphan")
-    assert project.state(job_id) == "succeeded"
-    assert project.tags_run() == ["orphan"]
-
-
-@pytest.mark.timeout(30)
-def test_orphaned_worker_enforces_its_jobs_timeout_itself_and_the_job_comes_back(make_project):
-    project = make_project(timeout_grace="200ms")
-    job_id = project.submit("block", tag="stuck")
-    _orphan_worker_and_wait_for_it_to_exit(project, "stuck")
-    assert project.state(job_id) == "running", "its heartbeat has not expired yet; no one has reclaimed it"
-    project.supervise("--workers", "1")
-    wait_for(lambda: project.tags_run().count("stuck") == 2, timeout=15, what="the job to run again")
-
-
 def test_jobs_of_a_worker_on_another_host_are_reclaimed_when_its_heartbeat_expires(project):
     """A worker elsewhere took a job and vanished: once its heartbeat expires, this supervisor runs the job."""
     job_id = project.submit("sleep", seconds=0.01, tag="stranded")

@@ -42,6 +42,18 @@ def spin(seconds: float, tag: str = "") -> int:
     return loops
 
 
+def hold_gil(seconds: float, tag: str = "") -> int:
+    """One C call that never releases the GIL for about `seconds`, as sorted(), re or json.loads
+    on large data do: no other thread of this process runs meanwhile."""
+    _record(tag)
+    started = time.perf_counter()
+    sum(range(1_000_000))
+    rate = 1_000_000 / max(time.perf_counter() - started, 1e-6)
+    total = sum(range(int(rate * seconds)))
+    _record(tag, "end")
+    return total % 1000
+
+
 def crash(tag: str = "") -> None:
     _record(tag)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -30,6 +30,8 @@ JOBS = {
                  "  tag: {type: str, default: ''}\n",
     "spin": "handler: testjobs:spin\nqueue: default\nparams:\n  seconds: {type: float, required: true}\n"
             "  tag: {type: str, default: ''}\n",
+    "gil": "handler: testjobs:hold_gil\nqueue: default\nparams:\n  seconds: {type: float, required: true}\n"
+           "  tag: {type: str, default: ''}\n",
     "crash": "handler: testjobs:crash\nqueue: default\nparams:\n  tag: {type: str, default: ''}\n",
     "crash-once": "handler: testjobs:crash_once\nqueue: default\nparams:\n  tag: {type: str, default: ''}\n",
     "fail": "handler: testjobs:fail\nqueue: default\nparams:\n  tag: {type: str, default: ''}\n",
@@ -133,11 +135,13 @@ class Project:
         return subprocess.run([sys.executable, "-m", "batchrun", *args], cwd=self.root, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
-    def supervise(self, *args: str) -> subprocess.Popen:
-        """Start a real supervisor in its own process group, so cleanup can kill it and all its workers."""
+    def supervise(self, *args: str, host: str | None = None) -> subprocess.Popen:
+        """Start a real supervisor in its own process group, so cleanup can kill it and all its workers.
+        `host` names a separate state folder, which is how a test simulates another host."""
         log = open(self.root / f"supervisor-{len(self.processes)}.log", "w")
+        env = self.env if host is None else {**self.env, "BATCHRUN_STATE_DIR": str(self.root / f"host-{host}")}
         proc = subprocess.Popen([sys.executable, "-m", "batchrun", "supervise", *args], cwd=self.root,
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.processes.append(proc)
         return proc
