@@ -39,6 +39,7 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool], str]] = {
     "due_latency_p99_ms": ("about 1 s", lambda v: v < 1000, "ms"),
     "recovery_worker_s": ("<= 1", lambda v: v <= 1, "s"),
     "recovery_supervisor_s": ("<= TTL + 2", lambda v: True, "s"),
+    "kills_throughput_ratio": (">= 0.5", lambda v: v >= 0.5, "of calm"),
     "redis_bytes_per_job": ("< 300", lambda v: v < 300, "bytes"),
     "supervisor_rss_mb": ("", lambda v: True, "MB"),
     "idle_worker_rss_mb": ("< 40", lambda v: v < 40, "MB"),
@@ -70,6 +71,9 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     ttl = "2s" if quick else "10s"
     figures["recovery_supervisor_s"] = recovery.supervisor_kill(workdir, url, ttl)
     figures["recovery_supervisor_ttl_s"] = float(ttl[:-1])
+    chaos = recovery.drain_under_kills(workdir, url, 1_000 if quick else 4_000, w)
+    figures.update(kills_calm_per_s=chaos["undisturbed_per_s"], kills_storm_per_s=chaos["under_kills_per_s"],
+                   kills_throughput_ratio=chaos["ratio"])
     figures["redis_bytes_per_job"] = footprint.redis_bytes_per_job(workdir, url, 50_000 if quick else 1_000_000)
     rss = footprint.resident_mb(workdir, url, w)
     figures.update(supervisor_rss_mb=rss["supervisor_mb"], idle_worker_rss_mb=rss["idle_worker_mb"])
