@@ -3,6 +3,7 @@ presumed-dead workers are stopped, and killed workers come back at once (see bat
 from __future__ import annotations
 
 import os
+import random
 import signal
 import time
 
@@ -121,3 +122,26 @@ def test_a_killed_ready_worker_is_replaced_at_once_every_time(project):
         delays.append(time.monotonic() - killed)
     assert max(delays) < 1.5, f"no backoff for workers that were ready: {delays}"
     assert sup.poll() is None
+
+
+@pytest.mark.timeout(120)
+def test_nothing_is_lost_while_workers_and_supervisors_are_killed(project):
+    """A bounded storm: a random worker SIGKILLed every 0.3 s, and the supervisor itself twice."""
+    ids = project.client.submit_many("sleep", [{"seconds": 0.002, "tag": f"s{i}"} for i in range(600)])
+    sup = project.supervise("--workers", "2")
+    rng = random.Random(7)
+    supervisor_kills = 0
+    deadline = time.monotonic() + 60
+    while project.client.status()["queues"]["default"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+        workers = psutil.Process(sup.pid).children()
+        if workers:
+            rng.choice(workers).kill()
+        if supervisor_kills < 2 and len(project.runs("end")) > 200 * (supervisor_kills + 1):
+            sup.kill()
+            sup.wait(timeout=10)
+            sup = project.supervise("--workers", "2")
+            supervisor_kills += 1
+    assert supervisor_kills == 2
+    wait_for(lambda: all(project.state(j) == "succeeded" for j in ids), timeout=30, what="every job to succeed")
+    assert set(project.tags_run("end")) == {f"s{i}" for i in range(600)}
