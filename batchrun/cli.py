@@ -44,7 +44,7 @@ def cmd_supervise(args: argparse.Namespace) -> int:
         print(f"batchrun: {exc}; leaving the queued work to it", file=sys.stderr)
         return ExitCode.OK
     try:
-        with connect(settings, owner_only=True) as connection:
+        with connect(settings) as connection:
             release = [lock.close_in_child] + ([connection.server.forget_in_child] if connection.server else [])
             supervisor = Supervisor(settings, registry, connection, settings.workers or default_workers(),
                                     until_empty=args.until_empty, release_in_child=release)

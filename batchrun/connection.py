@@ -42,17 +42,14 @@ class Connection:
         self.close()
 
 
-def connect(settings: Settings, *, owner_only: bool = False) -> Connection:
-    """Connect to settings.redis_url, or run the embedded server when none is set.
-
-    owner_only is for the supervisor: it runs the embedded server itself for as
-    long as it lives, instead of borrowing one started by a short CLI command.
-    """
+def connect(settings: Settings) -> Connection:
+    """Connect to settings.redis_url, or to the state folder's embedded server when none is set
+    (starting it if no other batchrun process of that folder runs it yet)."""
     server = None
     url = settings.redis_url
     if not url:
         server = EmbeddedServer(settings.state_dir, appendfsync=settings.appendfsync)
-        url = server.acquire(owner_only=owner_only)
+        url = server.acquire()
     client = client_for(url)
     try:
         client.ping()

