@@ -37,7 +37,7 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     registry.require_valid()
     lock = SupervisorLock(settings.state_dir, settings.namespace)
     try:
-        lock.acquire()
+        previous_id = lock.acquire()
     except AlreadyRunning as exc:
         if not args.until_empty:
             raise
@@ -47,7 +47,8 @@ def cmd_supervise(args: argparse.Namespace) -> int:
         with connect(settings) as connection:
             release = [lock.close_in_child] + ([connection.server.forget_in_child] if connection.server else [])
             supervisor = Supervisor(settings, registry, connection, settings.workers or default_workers(),
-                                    until_empty=args.until_empty, release_in_child=release)
+                                    until_empty=args.until_empty, release_in_child=release, previous_id=previous_id)
+            lock.record(supervisor.id)
             return supervisor.run()
     finally:
         lock.release()
