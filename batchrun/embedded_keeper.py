@@ -143,7 +143,7 @@ class Keeper:
                 return f"valkey-server exited with code {self.server.returncode}"
             if signals & STOP_SIGNALS:
                 return f"stopping on {signal.Signals(min(signals & STOP_SIGNALS)).name}"
-            if _try_flock(self.clients_lock, fcntl.LOCK_EX):
+            if try_flock(self.clients_lock, fcntl.LOCK_EX):
                 return "stopping: no batchrun process uses the server any more"
 
     def stop(self) -> None:
@@ -336,7 +336,7 @@ def _poll(condition: Any, timeout_s: float) -> bool:
     return True
 
 
-def _try_flock(fd: int, mode: int) -> bool:
+def try_flock(fd: int, mode: int) -> bool:
     try:
         fcntl.flock(fd, mode | fcntl.LOCK_NB)
     except BlockingIOError:
