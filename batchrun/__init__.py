@@ -1,5 +1,5 @@
 """batchrun: run CPU-heavy data jobs from YAML definitions, with Redis as the only moving part."""
-from batchrun.client import Client
+from batchrun.surfaces.client import Client
 from batchrun.errors import (
     BatchrunError, ConfigError, JobInterrupted, JobNotFound, PermanentError, RedisUnavailable, SubmitError, WaitTimeout,
 )

@@ -1,3 +1,3 @@
-from batchrun.cli import main
+from batchrun.surfaces.cli import main
 
 raise SystemExit(main())

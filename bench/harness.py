@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from batchrun.client import Client
-from batchrun.embedded import EmbeddedServer
+from batchrun.store.embedded import EmbeddedServer
+from batchrun.surfaces.client import Client
 
 HERE = Path(__file__).parent
 JOBS = {

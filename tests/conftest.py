@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from batchrun.embedded import EmbeddedServer
+from batchrun.store.embedded import EmbeddedServer
 from tests.support.project import Project, ProjectFactory
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import redis
 
-from batchrun.client import Client
-from batchrun.keys import Keys
+from batchrun.store.keys import Keys
+from batchrun.surfaces.client import Client
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent

@@ -1,0 +1,308 @@
+"""The Redis broker: every change of a job's state, each one atomic script.
+
+The worker, the supervisor and the client talk to Redis only through this
+class (reads for inspection live in inspection.py). redis-py's connection errors
+are translated here into RedisUnavailable, so callers handle one error type.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+import redis
+
+from batchrun.errors import BrokerError, RedisUnavailable
+from batchrun.store.keys import Keys
+from batchrun.store.scripts import Scripts
+
+if TYPE_CHECKING:
+    from batchrun.definitions.config import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+WAKE_TOKEN_CAP = 1024
+BULK_CHUNK = 2000
+PROMOTE_CHUNK = 1000
+PURGE_CHUNK = 1000
+FAIL_DEAD = 1
+FAIL_RETRYING = 2
+
+
+def translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn redis-py's connection errors into our own, at the boundary."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+        except redis.RedisError as exc:
+            raise BrokerError(f"Redis refused {method.__name__}: {exc}") from exc
+
+    return wrapper
+
+
+class WorkerFenced(Exception):
+    """This worker's heartbeat expired and its jobs were reclaimed: it must stop at once."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A job as handed to a worker. `job` is empty for a queue entry with no record."""
+
+    id: str
+    job: str
+    params: bytes
+    attempts: int
+    crashes: int
+    failures: int
+    raw_id: bytes = b""
+
+    @property
+    def malformed(self) -> bool:
+        return not self.job
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How an attempt failed. kind: 'retry' (retries may repeat it), 'final' (never retried),
+    or 'dead' (the job could not be run at all)."""
+
+    kind: str
+    error: str
+    traceback: str = ""
+    retries: int = 0
+    retry_at: float = 0.0
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+class Broker:
+    """Every job-state change, one script call each. `events_cap` is the events stream's length
+    (0: no events); `result_ttl_s` how long finished and cancelled jobs stay readable."""
+
+    def __init__(self, client: redis.Redis, namespace: str, *, events_cap: int = 10_000,
+                 result_ttl_s: float = 7 * 86400) -> None:
+        self.client = client
+        self.keys = Keys(namespace)
+        self.scripts = Scripts(client)
+        self.events_cap = events_cap
+        self.result_ttl_ms = _ms(result_ttl_s)
+
+    @classmethod
+    def for_settings(cls, client: redis.Redis, settings: "Settings") -> "Broker":
+        return cls(client, settings.namespace, events_cap=settings.event_history, result_ttl_s=settings.result_ttl_s)
+
+    def _context(self) -> list[object]:
+        """The first three arguments of every job-state script (see lua/lib.lua)."""
+        return [self.keys.prefix, time.time(), self.events_cap]
+
+    @translated
+    def enqueue(self, job_id: str, job: str, params_json: bytes, queue: str, due: float = 0.0) -> bool:
+        """False if the id exists. With random ids that only happens when a retried call had
+        already succeeded, so callers that made the id need not treat it as an error.
+        A due time in the future schedules the job instead of queueing it."""
+        k = self.keys
+        done = self.scripts.enqueue(
+            keys=[k.job(job_id), k.queue(queue), k.scheduled],
+            args=[*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due],
+        )
+        return bool(done)
+
+    @translated
+    def enqueue_many(self, job: str, queue: str, items: Sequence[tuple[str, bytes]], due: float = 0.0) -> int:
+        """Bulk enqueue of (id, params JSON) pairs, a chunk per script call, all chunks in one pipeline."""
+        k = self.keys
+        with self.client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(items), BULK_CHUNK):
+                flat = [x for pair in items[start:start + BULK_CHUNK] for x in pair]
+                self.scripts.enqueue_many(
+                    keys=[k.queue(queue), k.wake, k.scheduled],
+                    args=[*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat], client=pipe,
+                )
+            return sum(pipe.execute())
+
+    @translated
+    def register_worker(self, worker_id: str, ttl_s: float, info: dict[str, str | int | float]) -> None:
+        fields = [item for pair in info.items() for item in pair]
+        self.scripts.register(
+            keys=[self.keys.worker(worker_id), self.keys.workers],
+            args=[worker_id, _ms(ttl_s), *fields],
+        )
+
+    @translated
+    def beat(self, worker_ids: Sequence[str], ttl_s: float) -> list[bool]:
+        """Renew several heartbeats in one call. False for a worker whose heartbeat had expired:
+        it has been presumed dead."""
+        if not worker_ids:
+            return []
+        reply = self.scripts.beat(keys=[self.keys.worker(w) for w in worker_ids], args=[_ms(ttl_s), time.time()])
+        return [bool(alive) for alive in reply]
+
+    @translated
+    def fetch(self, worker_id: str, queues: Sequence[str], limit: int = 1) -> list[Fetched]:
+        """Up to `limit` jobs, highest priority first; empty when every queue is empty."""
+        k = self.keys
+        reply = self.scripts.fetch(
+            keys=[k.processing(worker_id), k.worker(worker_id), k.wake, *map(k.queue, queues)],
+            args=[*self._context(), worker_id, limit],
+        )
+        if reply == -1:
+            raise WorkerFenced(worker_id)
+        return [
+            Fetched(_text(reply[i]), _text(reply[i + 1]), reply[i + 2], int(reply[i + 3]), int(reply[i + 4]),
+                    int(reply[i + 5]), raw_id=reply[i])
+            for i in range(0, len(reply), 6)
+        ]
+
+    @translated
+    def release(self, worker_id: str, raw_ids: Sequence[bytes]) -> int:
+        """Give back jobs taken but not started, to the front of their queues."""
+        return self.scripts.release(
+            keys=[self.keys.processing(worker_id)], args=[*self._context(), self.result_ttl_ms, *raw_ids])
+
+    @translated
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until an enqueue pushes a wake-up token, or the timeout passes."""
+        return self.client.blpop([self.keys.wake], timeout=timeout_s) is not None
+
+    @translated
+    def wake(self, count: int) -> None:
+        """Push wake-up tokens so blocked workers return at once (used when stopping)."""
+        self.client.lpush(self.keys.wake, *["1"] * max(1, count))
+
+    @translated
+    def ack(self, worker_id: str, results: Sequence[tuple[bytes, bytes]]) -> int:
+        """Record successes, given as (raw job id, result JSON); returns how many were still ours."""
+        k = self.keys
+        flat = [x for pair in results for x in pair]
+        return self.scripts.ack(
+            keys=[k.processing(worker_id), k.worker(worker_id)],
+            args=[*self._context(), self.result_ttl_ms, *flat],
+        )
+
+    @translated
+    def fail(self, worker_id: str, job_id: str, failure: Failure) -> int:
+        """Returns FAIL_RETRYING, FAIL_DEAD (or cancelled, if that was asked), or 0 when the job
+        was no longer this worker's."""
+        k = self.keys
+        return int(self.scripts.fail(
+            keys=[k.processing(worker_id), k.job(job_id), k.worker(worker_id), k.scheduled],
+            args=[*self._context(), job_id, failure.kind, failure.error, failure.traceback,
+                  failure.retries, failure.retry_at, self.result_ttl_ms],
+        ))
+
+    @translated
+    def bury(self, worker_id: str, raw: bytes, new_id: str, reason: str) -> bool:
+        k = self.keys
+        done = self.scripts.bury(
+            keys=[k.processing(worker_id), k.job(new_id), k.worker(worker_id)],
+            args=[*self._context(), raw, new_id, reason],
+        )
+        return bool(done)
+
+    @translated
+    def reclaim(
+        self, worker_id: str, *, count_crash: bool, crash_limit: int, reason: str, only_if_expired: bool,
+        fallback_queue: str,
+    ) -> tuple[int, int] | None:
+        """Returns (requeued, dead-lettered), or None when the worker's heartbeat is still alive.
+
+        Entries with no usable record go to fallback_queue, where a worker dead-letters them with a reason.
+        """
+        k = self.keys
+        reply = self.scripts.reclaim(
+            keys=[k.processing(worker_id), k.worker(worker_id), k.workers, k.queue(fallback_queue)],
+            args=[*self._context(), worker_id, int(count_crash), crash_limit, reason, int(only_if_expired),
+                  self.result_ttl_ms],
+        )
+        if reply == -1:
+            return None
+        return int(reply[0]), int(reply[1])
+
+    @translated
+    def promote(self, fallback_queue: str, limit: int = PROMOTE_CHUNK) -> tuple[int, float | None]:
+        """Queue the scheduled jobs that are due; returns how many moved and when the next one is due."""
+        moved, next_due = self.scripts.promote(
+            keys=[self.keys.scheduled, self.keys.queue(fallback_queue)],
+            args=[*self._context(), limit, WAKE_TOKEN_CAP],
+        )
+        return int(moved), float(next_due) if next_due else None
+
+    @translated
+    def cancel(self, job_id: str) -> str:
+        """'cancelled', 'cancelling' (it runs; its supervisor stops it), 'missing', or 'ended' (nothing to do)."""
+        k = self.keys
+        return _text(self.scripts.cancel(
+            keys=[k.job(job_id), k.scheduled, k.cancelling], args=[*self._context(), job_id, self.result_ttl_ms]))
+
+    @translated
+    def job_fields(self, job_id: str, *fields: str) -> list[str | None]:
+        return [None if v is None else _text(v) for v in self.client.hmget(self.keys.job(job_id), fields)]
+
+    @translated
+    def cancel_requests(self) -> list[str]:
+        return sorted(_text(i) for i in self.client.smembers(self.keys.cancelling))
+
+    @translated
+    def drop_stale_cancel_requests(self, job_ids: Sequence[str]) -> None:
+        """Forget requests for jobs that no longer run (they ended before anyone stopped them)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), "state")
+            states = pipe.execute()
+        stale = [j for j, state in zip(job_ids, states) if state != b"running"]
+        if stale:
+            self.client.srem(self.keys.cancelling, *stale)
+
+    @translated
+    def requeue(self, job_ids: Sequence[str]) -> list[int]:
+        """Per id: 1 requeued, 0 not dead-lettered, -1 a malformed entry with nothing to run."""
+        if not job_ids:
+            return []
+        reply = self.scripts.requeue(keys=[self.keys.dead], args=[*self._context(), WAKE_TOKEN_CAP, *job_ids])
+        return [int(r) for r in reply]
+
+    @translated
+    def purge_dead(self, limit: int = PURGE_CHUNK) -> int:
+        return int(self.scripts.purge(keys=[self.keys.dead], args=[*self._context(), limit]))
+
+    @translated
+    def expired_workers(self) -> list[str]:
+        """Registered workers whose heartbeat is gone: their processing lists need reclaiming."""
+        workers = sorted(_text(w) for w in self.client.smembers(self.keys.workers))
+        with self.client.pipeline(transaction=False) as pipe:
+            for worker_id in workers:
+                pipe.exists(self.keys.worker(worker_id))
+            alive = pipe.execute()
+        return [w for w, a in zip(workers, alive) if not a]
+
+    @translated
+    def workers_of(self, supervisor_id: str) -> list[tuple[str, int, float]]:
+        """(worker id, pid, started_at) of the registered workers that a supervisor started."""
+        workers = sorted(_text(w) for w in self.client.smembers(self.keys.workers))
+        with self.client.pipeline(transaction=False) as pipe:
+            for worker_id in workers:
+                pipe.hmget(self.keys.worker(worker_id), "supervisor", "pid", "started_at")
+            infos = pipe.execute()
+        return [(w, _number(int, pid), _number(float, started)) for w, (sup, pid, started) in zip(workers, infos)
+                if sup is not None and _text(sup) == supervisor_id]
+
+
+def _number(kind: Callable[[str], R], value: bytes | None) -> R | int:
+    """A field of a record that may have been tampered with: 0 when it is not a number."""
+    try:
+        return kind(_text(value or b"0"))
+    except ValueError:
+        return 0
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

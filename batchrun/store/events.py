@@ -1,0 +1,107 @@
+"""Reading job events: the capped stream for history and `--follow`, pub/sub and states for `wait`.
+
+Scripts append every transition to the stream and publish it on a channel of
+the same name (see lua/lib.lua). History and following read the stream, so
+nothing is missed between two reads; `wait` listens on the channel but
+trusts only the job records, which it re-reads when an event names one of
+its jobs and at least every WAIT_POLL_S in case events are off or a message
+was lost with a connection.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import redis
+
+from batchrun.errors import JobNotFound, WaitTimeout
+from batchrun.store.broker import translated
+from batchrun.store.keys import Keys
+
+FINAL_STATES = frozenset({"succeeded", "failed", "dead", "cancelled"})
+WAIT_POLL_S = 0.5
+FOLLOW_BLOCK_MS = 1000
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
+    event: dict[str, Any] = {"stream_id": _text(entry_id)}
+    for name, value in fields.items():
+        event[_text(name)] = _text(value)
+    try:
+        event["ts"] = float(event.get("ts", ""))
+    except ValueError:
+        pass
+    return event
+
+
+class EventReader:
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.client = client
+        self.keys = Keys(namespace)
+
+    @translated
+    def history(self, count: int) -> list[dict[str, Any]]:
+        """The last `count` events, oldest first."""
+        entries = self.client.xrevrange(self.keys.events, count=count)
+        return [_event(entry_id, fields) for entry_id, fields in reversed(entries)]
+
+    def follow(self, after: str = "$") -> Iterator[dict[str, Any]]:
+        """Events as they are appended, forever; `after` is a stream id ('$': from now)."""
+        last = after
+        while True:
+            for entry_id, fields in self._read_after(last):
+                last = _text(entry_id)
+                yield _event(entry_id, fields)
+
+    @translated
+    def _read_after(self, last: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        reply = self.client.xread({self.keys.events: last}, block=FOLLOW_BLOCK_MS)
+        return reply[0][1] if reply else []
+
+    @translated
+    def states(self, job_ids: Sequence[str]) -> dict[str, str | None]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), "state")
+            return {j: None if s is None else _text(s) for j, s in zip(job_ids, pipe.execute())}
+
+    def wait(self, job_ids: Sequence[str], timeout_s: float | None = None) -> dict[str, str]:
+        """Block until every job has a final state; returns them. Raises JobNotFound for an unknown
+        (or expired) id and WaitTimeout, carrying the states so far, when the timeout passes."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            _subscribe(pubsub, self.keys.events)
+            states = self._known_states(job_ids)
+            while pending := [j for j, s in states.items() if s not in FINAL_STATES]:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise WaitTimeout(f"{len(pending)} of {len(states)} jobs not finished: {', '.join(pending)}",
+                                      states)
+                self._next_message(pubsub, min(WAIT_POLL_S, remaining or WAIT_POLL_S))
+                states.update(self._known_states(pending))
+            return states
+        finally:
+            pubsub.close()
+
+    def _known_states(self, job_ids: Sequence[str]) -> dict[str, str]:
+        states = self.states(job_ids)
+        missing = [j for j, s in states.items() if s is None]
+        if missing:
+            raise JobNotFound(f"no job {missing[0]!r} (unknown, or its record expired)")
+        return {j: s for j, s in states.items() if s is not None}
+
+    @translated
+    def _next_message(self, pubsub: redis.client.PubSub, timeout_s: float) -> None:
+        """Any event may be about one of our jobs; the records, not the message, say which."""
+        pubsub.get_message(timeout=timeout_s)
+
+
+@translated
+def _subscribe(pubsub: redis.client.PubSub, channel: str) -> None:
+    pubsub.subscribe(channel)

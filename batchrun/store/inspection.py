@@ -1,0 +1,127 @@
+"""Read-only views of a namespace: a job's record, queue depths, workers, in-flight and dead counts."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import redis
+
+from batchrun.store.broker import translated
+from batchrun.store.keys import Keys
+
+INT_FIELDS = ("attempts", "failures", "crashes")
+TIME_FIELDS = ("enqueued_at", "started_at", "finished_at", "due_at", "cancel_requested")
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+class Inspector:
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.client = client
+        self.keys = Keys(namespace)
+
+    @translated
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        raw = self.client.hgetall(self.keys.job(job_id))
+        if not raw:
+            return None
+        return decode_job(job_id, {_text(k): v for k, v in raw.items()})
+
+    @translated
+    def jobs(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Records of several jobs in one round trip; ids whose record is gone are left out."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.job(job_id))
+            records = pipe.execute()
+        return [decode_job(job_id, {_text(k): v for k, v in raw.items()})
+                for job_id, raw in zip(job_ids, records) if raw]
+
+    @translated
+    def retrying_count(self) -> int:
+        return self.client.scard(self.keys.retrying)
+
+    @translated
+    def scheduled_count(self) -> int:
+        return self.client.zcard(self.keys.scheduled)
+
+    @translated
+    def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.llen(self.keys.queue(queue))
+            return dict(zip(queues, pipe.execute()))
+
+    @translated
+    def workers(self) -> list[dict[str, Any]]:
+        """Registered workers with their heartbeat (None when it expired) and in-flight count."""
+        ids = sorted(_text(w) for w in self.client.smembers(self.keys.workers))
+        with self.client.pipeline(transaction=False) as pipe:
+            for worker_id in ids:
+                pipe.hgetall(self.keys.worker(worker_id))
+                pipe.llen(self.keys.processing(worker_id))
+            replies = pipe.execute()
+        found = []
+        for worker_id, beat, in_flight in zip(ids, replies[::2], replies[1::2]):
+            info = {_text(k): _text(v) for k, v in beat.items()} if beat else None
+            found.append({"id": worker_id, "alive": bool(beat), "in_flight": in_flight, "heartbeat": info})
+        return found
+
+    @translated
+    def dead_count(self) -> int:
+        return self.client.llen(self.keys.dead)
+
+    @translated
+    def dead_ids(self, start: int = 0, stop: int = -1) -> list[str]:
+        return [_text(i) for i in self.client.lrange(self.keys.dead, start, stop)]
+
+    def in_flight(self) -> int:
+        return sum(w["in_flight"] for w in self.workers())
+
+    def is_idle(self, queues: Sequence[str]) -> bool:
+        """Nothing queued, in any worker's hands or waiting for a retry: what --until-empty waits for.
+        Jobs delayed on purpose are left for a later run."""
+        return (sum(self.queue_depths(queues).values()) == 0 and self.in_flight() == 0
+                and self.retrying_count() == 0)
+
+    def status(self, queues: Sequence[str]) -> dict[str, Any]:
+        workers = self.workers()
+        return {
+            "queues": self.queue_depths(queues),
+            "workers": workers,
+            "in_flight": sum(w["in_flight"] for w in workers),
+            "scheduled": self.scheduled_count(),
+            "dead": self.dead_count(),
+        }
+
+
+def decode_job(job_id: str, fields: dict[str, bytes]) -> dict[str, Any]:
+    """Turn a job hash into plain data; fields that are JSON (params, result) are parsed when they can be."""
+    info: dict[str, Any] = {"id": job_id, "attempts": 0, "failures": 0, "crashes": 0}
+    for name, value in fields.items():
+        text = _text(value)
+        if name in INT_FIELDS or name in TIME_FIELDS:
+            info[name] = _number_or_text(text, int if name in INT_FIELDS else float)
+        elif name in ("params", "result"):
+            info[name] = _json_or_text(value)
+        else:
+            info[name] = text
+    return info
+
+
+def _number_or_text(text: str, kind: type) -> Any:
+    """A tampered record must still be shown, not crash `batchrun show`."""
+    try:
+        return kind(text)
+    except ValueError:
+        return text
+
+
+def _json_or_text(value: bytes) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return _text(value)

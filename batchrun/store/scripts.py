@@ -1,0 +1,52 @@
+"""Loads the Lua scripts in `lua/` and registers them with a Redis client.
+
+Each script is one atomic state change of a job; keeping them as files with a
+documented header (KEYS and ARGV) makes the headers the reference for how keys
+are used. Scripts that change a job's state share the helpers of `lib.lua`,
+put in front of their own text here, since Redis scripts cannot import.
+redis-py's Script runs them with EVALSHA and reloads on NOSCRIPT, so a
+restarted Redis is handled transparently.
+"""
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import redis
+from redis.commands.core import Script
+
+JOB_STATE = ("enqueue", "enqueue_many", "fetch", "ack", "release", "fail", "bury", "reclaim", "promote", "cancel",
+             "requeue", "purge")
+NAMES = (*JOB_STATE, "register", "beat")
+
+
+def _read(name: str) -> str:
+    return resources.files("batchrun.store").joinpath("lua", f"{name}.lua").read_text()
+
+
+@cache
+def source(name: str) -> str:
+    return _read("lib") + _read(name) if name in JOB_STATE else _read(name)
+
+
+class Scripts:
+    """The registered scripts of one client, as attributes named after their files."""
+
+    enqueue: Script
+    enqueue_many: Script
+    fetch: Script
+    ack: Script
+    release: Script
+    fail: Script
+    bury: Script
+    register: Script
+    beat: Script
+    reclaim: Script
+    promote: Script
+    cancel: Script
+    requeue: Script
+    purge: Script
+
+    def __init__(self, client: redis.Redis) -> None:
+        for name in NAMES:
+            setattr(self, name, client.register_script(source(name)))

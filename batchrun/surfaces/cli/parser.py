@@ -1,0 +1,64 @@
+"""The command line's grammar: one subcommand per function of run.py, inspect.py and deadletter.py."""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from batchrun.surfaces.cli.common import positive_int, seconds
+from batchrun.surfaces.cli.deadletter import cmd_dead, cmd_purge, cmd_requeue
+from batchrun.surfaces.cli.inspect import cmd_events, cmd_jobs, cmd_show, cmd_status
+from batchrun.surfaces.cli.run import cmd_cancel, cmd_submit, cmd_supervise, cmd_wait
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="batchrun", description="Run CPU-heavy jobs defined in YAML, through Redis.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="runtime settings (default: configs/batchrun.yaml)")
+    common.add_argument("--jobs", type=Path, help="folder of job definitions (default: jobs/)")
+    common.add_argument("--redis-url", help="Redis URL (default: the embedded server)")
+    common.add_argument("--namespace", help="key namespace, to share one Redis between projects")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(func=func)
+        return sub
+
+    sup = add("supervise", cmd_supervise, "run workers until stopped (or until the queues are empty)")
+    sup.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
+    sup.add_argument("--until-empty", action="store_true", help="exit 0 once nothing is queued or running (for cron)")
+    sup.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON")
+    sub = add("submit", cmd_submit, "validate and queue a job; prints its id")
+    sub.add_argument("job", help="job name, as defined in the jobs folder")
+    sub.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter")
+    sub.add_argument("--json", help="parameters as a JSON object (-p values override it)")
+    when = sub.add_mutually_exclusive_group()
+    when.add_argument("--delay", help="run after this long, e.g. 90s, 5m, 2h")
+    when.add_argument("--at", help="run at this time, ISO 8601 with a zone, e.g. 2026-12-01T03:00:00Z")
+    cancel = add("cancel", cmd_cancel, "cancel jobs: waiting ones at once, running ones by stopping their worker")
+    cancel.add_argument("job_id", nargs="+")
+    wait = add("wait", cmd_wait, "wait until jobs end; exit 0 only if all succeeded (8 on timeout)")
+    wait.add_argument("job_id", nargs="+")
+    wait.add_argument("--timeout", type=seconds, help="give up after this long, e.g. 30s")
+    events = add("events", cmd_events, "print recent job events; --follow keeps printing new ones")
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing events as they happen")
+    events.add_argument("--count", type=positive_int, default=20, help="how many past events to print first (default 20)")
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    dead = add("dead", cmd_dead, "list dead-lettered jobs with their reasons")
+    dead.add_argument("--json", action="store_true", help="print JSON")
+    dead.add_argument("--limit", type=positive_int, default=1000, help="list at most this many (default 1000)")
+    requeue = add("requeue", cmd_requeue, "put dead-lettered jobs back in their queues, counters reset")
+    requeue.add_argument("job_id", nargs="*")
+    requeue.add_argument("--all", action="store_true", help="requeue the whole dead-letter list")
+    purge = add("purge", cmd_purge, "delete dead-lettered jobs and their records")
+    purge.add_argument("--dead", action="store_true", help="empty the dead-letter list")
+    purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    for name, func, help in (("status", cmd_status, "queues, workers, in-flight and dead-letter counts"),
+                             ("show", cmd_show, "one job's state, attempts, timestamps and result or error")):
+        cmd = add(name, func, help)
+        cmd.add_argument("--json", action="store_true", help="print JSON")
+        if name == "show":
+            cmd.add_argument("job_id")
+    add("jobs", cmd_jobs, "list job definitions and report invalid files")
+    return parser
