@@ -8,6 +8,10 @@ worker writes that into its slot of an anonymous shared mapping created
 before the fork. Writes are guarded by a sequence number (odd while
 writing), so the supervisor never acts on a half-written slot.
 
+A worker also marks its slot ready once it has booted and registered its
+heartbeat: from then on the supervisor vouches for it (liveness.py), and its
+death is no longer a crash loop to back off from.
+
 Clocks are time.monotonic(), which on Linux is one clock for all processes.
 """
 from __future__ import annotations
