@@ -94,16 +94,17 @@ class Client:
         """Dead-lettered jobs, oldest first, with their error."""
         return self.inspector.jobs(self.inspector.dead_ids(0, limit - 1))
 
-    def requeue(self, job_ids: Sequence[str]) -> dict[str, int]:
-        """Per id: 1 requeued with its counters reset, 0 not dead-lettered, -1 nothing to run."""
-        return dict(zip(job_ids, self.broker.requeue(job_ids)))
+    def requeue(self, job_ids: Sequence[str], *, fresh: bool = False) -> dict[str, int]:
+        """Per id: 1 requeued with its counters reset, 0 not dead-lettered, -1 nothing to run.
+        Checkpoints are kept, so the jobs resume; fresh=True drops them."""
+        return dict(zip(job_ids, self.broker.requeue(job_ids, fresh)))
 
-    def requeue_all(self) -> int:
+    def requeue_all(self, *, fresh: bool = False) -> int:
         """Requeue the dead-letter list as it is now, a chunk at a time; returns how many were requeued.
         Jobs that fail again meanwhile join the end of the list and are not taken round again."""
         total, skip, left = 0, 0, self.inspector.dead_count()
         while left > 0 and (ids := self.inspector.dead_ids(skip, skip + min(REQUEUE_CHUNK, left) - 1)):
-            results = self.broker.requeue(ids)
+            results = self.broker.requeue(ids, fresh)
             total += results.count(1)
             skip += results.count(-1)
             left -= len(ids)

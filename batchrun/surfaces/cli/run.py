@@ -11,6 +11,7 @@ from batchrun.definitions.durations import parse_duration
 from batchrun.definitions.registry import load_registry
 from batchrun.errors import AlreadyRunning, ExitCode, JobNotFound, SubmitError, WaitTimeout
 from batchrun.runtime import logs
+from batchrun.runtime.datajobs import prepare_data_jobs
 from batchrun.runtime.hostlock import SupervisorLock
 from batchrun.runtime.supervisor import Supervisor, default_workers
 from batchrun.store.connection import connect
@@ -32,10 +33,12 @@ def cmd_supervise(args: argparse.Namespace) -> int:
         print(f"batchrun: {exc}; leaving the queued work to it", file=sys.stderr)
         return ExitCode.OK
     try:
+        workers = settings.workers or default_workers()
+        cap = prepare_data_jobs(settings, registry, workers)
         with connect(settings) as connection:
             release = [lock.close_in_child] + ([connection.server.forget_in_child] if connection.server else [])
-            supervisor = Supervisor(settings, registry, connection, settings.workers or default_workers(),
-                                    until_empty=args.until_empty, release_in_child=release, previous_id=previous_id)
+            supervisor = Supervisor(settings, registry, connection, workers, until_empty=args.until_empty,
+                                    release_in_child=release, previous_id=previous_id, thread_cap=cap)
             lock.record(supervisor.id)
             return supervisor.run()
     finally:
