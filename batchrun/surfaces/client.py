@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,9 +86,10 @@ class Client:
             raise JobNotFound(f"no job {job_id!r} (unknown, or its record expired)")
         return outcome
 
-    def wait(self, job_ids: Sequence[str], timeout_s: float | None = None) -> dict[str, str]:
+    def wait(self, job_ids: Sequence[str], timeout_s: float | None = None,
+             on_tick: Callable[[], None] | None = None) -> dict[str, str]:
         """Block until every job has ended; returns each one's final state (see EventReader.wait)."""
-        return self.events.wait(job_ids, timeout_s)
+        return self.events.wait(job_ids, timeout_s, on_tick)
 
     def dead(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Dead-lettered jobs, oldest first, with their error."""

@@ -3,6 +3,7 @@ workers, progress seen while a job runs, and resuming from a checkpoint after a 
 from __future__ import annotations
 
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -26,12 +27,22 @@ JOBS = {
     "whoami": "handler: datajobs:whoami\ntimeout: 30s\nparams:\n  n: {type: int, default: 1}\n",
     "bad-input": "handler: datajobs:bad_input\n",
     "preloaded-sum": "handler: datajobs:preloaded_sum\n",
+    "cmd-progress": "command: [" + repr(sys.executable) + ", progress_cmd.py]\n",
 }
+
+PROGRESS_COMMAND = """import sys, time
+for i in range(1, 6):
+    print(f"batchrun:progress {i} 5 chunk {i}", file=sys.stderr, flush=True)
+    time.sleep(0.05)
+print("noise", file=sys.stderr)
+sys.exit(3)
+"""
 
 
 def _data_project(make_project, **config):
     project = make_project(**config)
     shutil.copy(HERE / "datahandlers.py", project.root / "datajobs.py")
+    (project.root / "progress_cmd.py").write_text(PROGRESS_COMMAND)
     for name, body in JOBS.items():
         (project.root / "jobs" / f"{name}.yaml").write_text(f"name: {name}\nqueue: default\n{body}")
     return project
@@ -173,3 +184,44 @@ def test_show_json_carries_progress_and_checkpoint_fields(make_project):
     info = orjson.loads(project.cli("show", job_id, "--json").stdout)
     assert set(info["progress"]) == {"done", "total", "message", "at"}
     assert {"checkpoint_at", "checkpoint_bytes"} <= set(info)
+
+
+def test_a_command_job_reports_progress_on_stderr(make_project):
+    project = _data_project(make_project, progress_interval="10ms")
+    job_id = project.submit("cmd-progress")
+    project.supervise("--workers", "1")
+    wait_for(lambda: project.state(job_id) == "failed", what="the command to end")
+    info = project.job(job_id)
+    assert (info["progress"]["done"], info["progress"]["total"], info["progress"]["message"]) == (5, 5, "chunk 5")
+    assert info["traceback"].strip() == "noise", "progress lines are not kept as output"
+
+
+def test_wait_draws_a_progress_bar_on_a_terminal(make_project):
+    project = _data_project(make_project, progress_interval="50ms")
+    job_id = project.submit("steps", total=10, pause=0.1)
+    project.supervise("--workers", "1")
+    controller, terminal = pty.openpty()
+    try:
+        waiter = subprocess.Popen([sys.executable, "-m", "batchrun", "wait", job_id], cwd=project.root,
+                                  env=project.env, stdout=subprocess.PIPE, stderr=terminal, text=True)
+        os.close(terminal)
+        stdout, _ = waiter.communicate(timeout=60)
+        drawn = _read_all(controller)
+    finally:
+        os.close(controller)
+    assert waiter.returncode == 0 and stdout.strip() == f"{job_id}  succeeded"
+    assert "[########################] 100% (10/10) step 9  succeeded" in drawn
+    assert drawn.count("\r") >= 2, "the bar was redrawn while the job ran"
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")

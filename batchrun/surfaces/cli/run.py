@@ -16,6 +16,7 @@ from batchrun.runtime.hostlock import SupervisorLock
 from batchrun.runtime.supervisor import Supervisor, default_workers
 from batchrun.store.connection import connect
 from batchrun.surfaces.cli.common import open_client, settings_for
+from batchrun.surfaces.cli.progressbar import ProgressBar
 from batchrun.surfaces.client import Client
 
 
@@ -112,11 +113,15 @@ def _state_of(client: Client, job_id: str) -> str:
 
 def cmd_wait(args: argparse.Namespace) -> int:
     with open_client(args) as client:
+        bar = ProgressBar(client, args.job_id[0]) if len(args.job_id) == 1 and sys.stderr.isatty() else None
         try:
-            states = client.wait(args.job_id, args.timeout)
+            states = client.wait(args.job_id, args.timeout, bar.draw if bar else None)
         except WaitTimeout as exc:
             _print_states(exc.states)
             raise
+        finally:
+            if bar:
+                bar.close()
     _print_states(states)
     return ExitCode.OK if all(s == "succeeded" for s in states.values()) else ExitCode.FAILURE
 
