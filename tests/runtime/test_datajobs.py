@@ -225,3 +225,21 @@ def _read_all(fd: int) -> str:
             break
         chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
+
+
+def test_a_stale_attempts_checkpoint_is_refused(make_project):
+    """Host a is frozen (SIGSTOP) while its worker runs a checkpointing job: host b re-runs the job, and the
+    old worker, still running, has its next checkpoint refused instead of overwriting the new attempt's."""
+    project = _data_project(make_project)
+    job_id = project.submit("steps", total=40, pause=0.1)
+    frozen = project.supervise("--workers", "1", host="a")
+    wait_for(lambda: (project.job(job_id).get("progress") or {}).get("done", 0) >= 3, what="a few steps on a")
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        project.supervise("--workers", "1", host="b")
+        wait_for(lambda: "its checkpoint is refused" in project.supervisor_log(0), timeout=30,
+                 what="the old attempt's checkpoint to be refused")
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    wait_for(lambda: project.state(job_id) == "succeeded", timeout=60, what="the new attempt to finish")
+    assert project.job(job_id)["result"] == {"sum": sum(i * i for i in range(40))}
