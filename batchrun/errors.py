@@ -121,3 +121,17 @@ class JobInterrupted(BaseException):
     leaves and the supervisor records the outcome. It derives from
     BaseException so that `except Exception` in a handler does not swallow it.
     """
+
+
+class PreloadError(BatchrunError):
+    """A `preload` module failed to import, or left threads running: the supervisor does not start."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class NotInJob(BatchrunError):
+    """progress(), checkpoint(), last_checkpoint() or current_job() was called outside a running job."""
+
+
+class StaleAttempt(BatchrunError):
+    """This attempt's job was reclaimed (its worker was presumed dead): its writes are refused."""

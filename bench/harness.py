@@ -39,13 +39,17 @@ def redis_server(workdir: Path) -> Iterator[str]:
 class Project:
     """A project folder with the benchmark jobs, in a fresh namespace of the suite's server."""
 
-    def __init__(self, workdir: Path, redis_url: str, **config: Any) -> None:
+    def __init__(self, workdir: Path, redis_url: str, *, files: dict[str, str] | None = None,
+                 jobs: dict[str, str] | None = None, **config: Any) -> None:
+        """files: extra modules for the project folder; jobs: extra job definitions (name: YAML body)."""
         self.namespace = "bench" + secrets.token_hex(3)
         self.root = workdir / self.namespace
         (self.root / "jobs").mkdir(parents=True)
         (self.root / "configs").mkdir()
         shutil.copy(HERE / "handlers.py", self.root / "benchjobs.py")
-        for name, body in JOBS.items():
+        for name, text in (files or {}).items():
+            (self.root / name).write_text(text)
+        for name, body in {**JOBS, **(jobs or {})}.items():
             (self.root / "jobs" / f"{name}.yaml").write_text(f"name: {name}\nqueue: default\n{body}")
         settings = {"namespace": self.namespace, "heartbeat_interval": "1s", "heartbeat_ttl": "5s", **config}
         (self.root / "configs" / "batchrun.yaml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))

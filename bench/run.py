@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench import cpu, footprint, latency, recovery, throughput
+from bench import cpu, datajobs, footprint, latency, recovery, throughput
 from bench.harness import redis_server, summary
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,6 +44,9 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool], str]] = {
     "supervisor_rss_mb": ("", lambda v: True, "MB"),
     "idle_worker_rss_mb": ("< 40", lambda v: v < 40, "MB"),
     "scaling_speedup": ("", lambda v: True, "x"),
+    "matmul_capped_per_s": ("", lambda v: True, "products/s"),
+    "matmul_uncapped_per_s": ("", lambda v: True, "products/s"),
+    "preload_worker_uss_mb": ("<< preload", lambda v: v < 100, "MB"),
 }
 
 
@@ -80,6 +83,10 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     scale = cpu.scaling(workdir, url, 4 if quick else 16, w)
     figures.update(scaling_one_worker_s=scale["one_worker_s"], scaling_n_workers_s=scale[f"{w}_workers_s"],
                    scaling_speedup=scale["speedup"])
+    cap = datajobs.thread_cap(workdir, url, 8 if quick else 40, w)
+    figures.update(matmul_capped_per_s=cap["capped"], matmul_uncapped_per_s=cap["uncapped"])
+    shared = datajobs.preload_uss(workdir, url, 100 if quick else 300, 4)
+    figures.update(preload_worker_uss_mb=shared["worker_uss_mb_max"], preload_supervisor_rss_mb=shared["supervisor_rss_mb"])
     return figures
 
 

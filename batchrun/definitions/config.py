@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+from importlib.machinery import PathFinder
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ ENV_PREFIX = "BATCHRUN_"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 _NAME_RULE = "may only contain letters, digits, '_', '.' and '-'"
 _NO_LIMIT = ("", "none", "null")
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _T = TypeVar("_T")
 _Number = TypeVar("_Number", int, float)
 
@@ -51,6 +54,10 @@ class Settings:
     log_format: str
     log_level: str
     appendfsync: str
+    threads_per_worker: int | None
+    preload: tuple[str, ...]
+    progress_interval_s: float
+    max_checkpoint_bytes: int
     jobs_dir: Path
     project_dir: Path
 
@@ -117,6 +124,32 @@ def _queues(value: object) -> tuple[str, ...]:
         if item in items[:index]:
             raise _ItemError(index, f"queue {item!r} is listed twice")
     return tuple(items)
+
+
+def _modules(value: object) -> tuple[str, ...]:
+    """Module names to preload: a YAML list, or a comma-separated string from the environment or a flag."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        items: list[Any] = [part.strip() for part in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ValueError(f"expected a list of module names, got {value!r}")
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not _MODULE.fullmatch(item):
+            raise _ItemError(index, f"{item!r} is not a module name like 'mypkg.tables'")
+    return tuple(items)
+
+
+def _threads_per_worker(value: object) -> int | None:
+    """None (or 'auto'): the CPUs divided among the workers; 0: leave native thread pools alone."""
+    if value is None or value == "auto":
+        return None
+    count = _whole_number(value)
+    if count < 0:
+        raise ValueError(f"must be 0 (leave native thread pools alone), a number of threads, or 'auto'; got {count}")
+    return count
 
 
 def _workers(value: object) -> int | None:
@@ -205,6 +238,10 @@ _KEYS: dict[str, _Key] = {
     "log_format": _Key("log_format", _choice("text", "json"), "text"),
     "log_level": _Key("log_level", _choice("debug", "info", "warning", "error", "critical"), "info"),
     "appendfsync": _Key("appendfsync", _choice("always", "everysec", "no"), "everysec"),
+    "threads_per_worker": _Key("threads_per_worker", _threads_per_worker, None),
+    "preload": _Key("preload", _modules, ()),
+    "progress_interval": _Key("progress_interval_s", _positive(parse_duration), "1s"),
+    "max_checkpoint": _Key("max_checkpoint_bytes", _positive(parse_size), "64KiB"),
 }
 
 
@@ -231,9 +268,11 @@ def load_settings(config_path: Path | None = None, *, jobs_dir: Path | None = No
     raw.update(_override_values(overrides or {}, errors))
     values = _parse_all(raw, errors)
     errors.extend(_check_heartbeat(values, raw))
+    jobs_dir = cwd / (jobs_dir or DEFAULT_JOBS_DIR)
+    errors.extend(_check_preload(values, raw, jobs_dir.resolve().parent))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
-    return _build(values, cwd / (jobs_dir or DEFAULT_JOBS_DIR))
+    return _build(values, jobs_dir)
 
 
 def _read_config(config_path: Path | None, cwd: Path) -> Document | None:
@@ -306,6 +345,20 @@ def _check_heartbeat(values: Mapping[str, Any],
     return [ConfigError(
         f"heartbeat_ttl ({ttl:g}s) must be greater than heartbeat_interval ({interval:g}s), "
         "or live workers would be declared dead between two heartbeats", origin(()))]
+
+
+def _check_preload(values: Mapping[str, Any], raw: Mapping[str, tuple[object, _Origin | None]],
+                   project_dir: Path) -> list[ConfigError]:
+    """A preload module that cannot be found is refused now, not when the supervisor forks."""
+    errors = []
+    for index, name in enumerate(values.get("preload") or ()):
+        top = name.split(".")[0]
+        if PathFinder.find_spec(top, [str(project_dir), *sys.path]) is None:
+            origin = raw["preload"][1]
+            assert origin is not None
+            errors.append(ConfigError(f"cannot find module {top!r} to preload (looked in {project_dir} "
+                                      "and on the Python path)", origin((index,))))
+    return errors
 
 
 def _build(values: Mapping[str, Any], jobs_dir: Path) -> Settings:

@@ -23,7 +23,7 @@ from batchrun.definitions.yamlfile import Document, did_you_mean, display_path, 
 from batchrun.errors import ConfigError, ConfigErrors, Location, SubmitError
 
 _JOB_KEYS = ("name", "description", "handler", "command", "queue", "params", "timeout",
-             "retries", "backoff", "memory_limit")
+             "retries", "backoff", "memory_limit", "threads")
 _BACKOFF_KEYS = ("kind", "delay", "max", "jitter")
 _PARAM_KEYS = ("type", "required", "default", "description")
 _HANDLER = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
@@ -46,6 +46,7 @@ class JobDefinition:
     backoff: Backoff
     memory_limit_bytes: int | None
     description: str
+    threads: int | None = None
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return validate_params(self.name, self.params, params)
@@ -139,6 +140,7 @@ def parse_job(doc: Document, queues: Sequence[str]) -> JobDefinition:
         backoff=_parse_backoff(doc, data.get("backoff")),
         memory_limit_bytes=_field(doc, "memory_limit", _positive_size, None),
         description=_field(doc, "description", _string, ""),
+        threads=_field(doc, "threads", _threads, None),
     )
 
 
@@ -178,6 +180,12 @@ def _positive_size(value: object) -> int:
 def _retries(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _threads(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"expected a whole number of native threads >= 1, got {value!r}")
     return value
 
 

@@ -12,19 +12,22 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from batchrun.definitions.registry import JobDefinition, Registry
-from batchrun.errors import ConfigError, JobInterrupted, Location, PermanentError
+from batchrun.errors import BatchrunError, ConfigError, JobInterrupted, Location, PermanentError
+from batchrun.runtime import jobcontext
 from batchrun.runtime.childproc import die_with_parent
 
 OUTPUT_TAIL_BYTES = 64 * 1024
+PROGRESS_PREFIX = b"batchrun:progress "
 
 
 @dataclass(frozen=True)
@@ -88,15 +91,52 @@ class Executor:
                                     preexec_fn=die_with_parent(signal.SIGKILL) if sys.platform == "linux" else None)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             return Outcome(False, error=f"cannot run {argv[0]!r}: {exc}")
+        stderr = _ProgressReader(proc.stderr)
         try:
-            stdout, stderr = proc.communicate()
+            stdout = proc.stdout.read()
+            proc.wait()
         except BaseException:
             kill_group(proc.pid)
             proc.wait()
             raise
+        finally:
+            stderr.join()
         if proc.returncode != 0:
-            return Outcome(False, error=f"command exited with code {proc.returncode}", traceback=_tail(stderr))
+            return Outcome(False, error=f"command exited with code {proc.returncode}", traceback=stderr.tail())
         return _encode({"exit_code": 0, "stdout": _tail(stdout)})
+
+
+class _ProgressReader(threading.Thread):
+    """Reads a command's stderr as it comes: lines `batchrun:progress DONE [TOTAL] [MESSAGE]` report the
+    job's progress (see jobcontext.progress); the rest is kept for the error report."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__(name="command-stderr", daemon=True)
+        self.stream = stream
+        self.kept = bytearray()
+        self.start()
+
+    def run(self) -> None:
+        for line in self.stream:
+            if line.startswith(PROGRESS_PREFIX):
+                _report(line[len(PROGRESS_PREFIX):].decode("utf-8", "replace"))
+                continue
+            self.kept += line
+            del self.kept[:-OUTPUT_TAIL_BYTES]
+
+    def tail(self) -> str:
+        return bytes(self.kept).decode("utf-8", "replace")
+
+
+def _report(text: str) -> None:
+    """A malformed progress line is ignored: a command's chatter must not fail its job."""
+    parts = text.split(maxsplit=2)
+    try:
+        done = _number(parts[0])
+        total = _number(parts[1]) if len(parts) > 1 and parts[1] != "-" else None
+        jobcontext.progress(done, total, parts[2].strip() if len(parts) > 2 else None)
+    except (IndexError, ValueError, BatchrunError):
+        return
 
 
 def kill_group(pgid: int) -> None:
@@ -115,6 +155,10 @@ def _encode(value: Any) -> Outcome:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _number(text: str) -> float:
+    return int(text) if text.isdigit() else float(text)
 
 
 def _tail(data: bytes) -> str:

@@ -22,7 +22,6 @@ import socket
 import secrets
 import time
 
-import psutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +32,7 @@ from batchrun.runtime.childproc import signal_process
 from batchrun.runtime.exits import describe_exit
 from batchrun.runtime.liveness import Liveness, process_gone
 from batchrun.runtime.slots import Slots
+from batchrun.runtime.threads import ThreadCap, available_cpus
 from batchrun.runtime.watchdog import Interrupt, Watchdog, kill_worker
 from batchrun.runtime.worker import Identity, WorkerExit
 from batchrun.runtime.worker_process import child_main, fork_worker
@@ -86,6 +86,7 @@ class Supervisor:
     until_empty: bool = False
     release_in_child: list[Callable[[], None]] = field(default_factory=list)
     previous_id: str | None = None
+    thread_cap: ThreadCap = field(default_factory=lambda: ThreadCap(None))
 
     def __post_init__(self) -> None:
         self.host = socket.gethostname()
@@ -368,7 +369,8 @@ class Supervisor:
                 self.spawn(index)
 
     def spawn(self, slot: int) -> None:
-        identity = Identity(f"{self.id}-w{slot}-{secrets.token_hex(2)}", self.id, self.host)
+        identity = Identity(f"{self.id}-w{slot}-{secrets.token_hex(2)}", self.id, self.host,
+                            self.thread_cap.describe())
         for handler in logging.getLogger("batchrun").handlers:
             handler.flush()
         self.job_slots[slot].clear()
@@ -401,8 +403,5 @@ class Supervisor:
 
 
 def default_workers() -> int:
-    """One worker per CPU this process may run on (respects container CPU sets)."""
-    try:
-        return max(1, len(psutil.Process().cpu_affinity()))
-    except (AttributeError, psutil.Error):
-        return max(1, psutil.cpu_count() or 1)
+    """One worker per CPU this process may run on."""
+    return available_cpus()

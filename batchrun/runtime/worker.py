@@ -27,10 +27,12 @@ from batchrun.definitions.config import Settings
 from batchrun.definitions.registry import JobDefinition, Registry
 from batchrun.errors import BatchrunError, JobInterrupted
 from batchrun.ids import is_job_id, new_job_id
+from batchrun.runtime import jobcontext
 from batchrun.runtime.execute import Executor, Outcome
 from batchrun.runtime.failures import attempt_failed, cannot_run
 from batchrun.runtime.pacing import Pacer
 from batchrun.runtime.slots import Slot, Slots
+from batchrun.runtime.threads import job_threads
 from batchrun.store.broker import Broker, Failure, Fetched, WorkerFenced
 
 log = logging.getLogger("batchrun.worker")
@@ -54,6 +56,7 @@ class Identity:
     worker_id: str
     supervisor_id: str
     host: str
+    threads: str = ""  # the native thread cap, as `status` shows it
 
 
 class Worker:
@@ -87,6 +90,7 @@ class Worker:
             "supervisor": self.identity.supervisor_id,
             "started_at": time.time(),
             "last_beat": time.time(),
+            "threads": self.identity.threads,
         }
         self.broker.register_worker(self.worker_id, self.settings.heartbeat_ttl_s, info)
         self.slot.mark_ready()
@@ -186,10 +190,18 @@ class Worker:
         self.slot.begin(fetched.id, started, deadline, definition.memory_limit_bytes or self.settings.memory_limit_bytes,
                         fetched.job)
         self.running = (fetched.id, started)
+        jobcontext.begin((fetched.id, fetched.job, fetched.attempts, params, deadline, self.broker, self.worker_id,
+                          self.settings.progress_interval_s, self.settings.max_checkpoint_bytes))
         try:
-            outcome = self.executor.run(definition, params)
+            if definition.threads:
+                with job_threads(definition.threads):
+                    outcome = self.executor.run(definition, params)
+            else:
+                outcome = self.executor.run(definition, params)
         except Exception as exc:
             outcome = Outcome(False, error=f"cannot run: {exc!r}", traceback=traceback.format_exc())
+        finally:
+            jobcontext.end()
         self.running = None
         if self.slot.interrupt_requested(fetched.id, started):
             raise JobInterrupted(f"job {fetched.id} was interrupted; its handler returned anyway")

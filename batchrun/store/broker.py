@@ -200,6 +200,20 @@ class Broker:
         ))
 
     @translated
+    def progress(self, worker_id: str, job_id: str, progress_json: bytes) -> bool:
+        """False when the job is no longer this worker's."""
+        k = self.keys
+        return bool(self.scripts.progress(keys=[k.processing(worker_id), k.job(job_id)],
+                                          args=[*self._context(), job_id, progress_json]))
+
+    @translated
+    def checkpoint(self, worker_id: str, job_id: str, attempt: int, state_json: bytes) -> bool:
+        """False when the write was refused: this attempt is no longer the job's current one."""
+        k = self.keys
+        return bool(self.scripts.checkpoint(keys=[k.processing(worker_id), k.job(job_id)],
+                                            args=[job_id, attempt, state_json, time.time()]))
+
+    @translated
     def bury(self, worker_id: str, raw: bytes, new_id: str, reason: str) -> bool:
         k = self.keys
         done = self.scripts.bury(
@@ -263,11 +277,12 @@ class Broker:
             self.client.srem(self.keys.cancelling, *stale)
 
     @translated
-    def requeue(self, job_ids: Sequence[str]) -> list[int]:
-        """Per id: 1 requeued, 0 not dead-lettered, -1 a malformed entry with nothing to run."""
+    def requeue(self, job_ids: Sequence[str], fresh: bool = False) -> list[int]:
+        """Per id: 1 requeued, 0 not dead-lettered, -1 a malformed entry with nothing to run.
+        fresh drops the jobs' checkpoints, so they start from zero."""
         if not job_ids:
             return []
-        reply = self.scripts.requeue(keys=[self.keys.dead], args=[*self._context(), WAKE_TOKEN_CAP, *job_ids])
+        reply = self.scripts.requeue(keys=[self.keys.dead], args=[*self._context(), WAKE_TOKEN_CAP, int(fresh), *job_ids])
         return [int(r) for r in reply]
 
     @translated

@@ -10,7 +10,7 @@ was lost with a connection.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -70,9 +70,11 @@ class EventReader:
                 pipe.hget(self.keys.job(job_id), "state")
             return {j: None if s is None else _text(s) for j, s in zip(job_ids, pipe.execute())}
 
-    def wait(self, job_ids: Sequence[str], timeout_s: float | None = None) -> dict[str, str]:
+    def wait(self, job_ids: Sequence[str], timeout_s: float | None = None,
+             on_tick: Callable[[], None] | None = None) -> dict[str, str]:
         """Block until every job has a final state; returns them. Raises JobNotFound for an unknown
-        (or expired) id and WaitTimeout, carrying the states so far, when the timeout passes."""
+        (or expired) id and WaitTimeout, carrying the states so far, when the timeout passes.
+        on_tick runs after every event or poll (a progress bar redraws there)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
@@ -85,6 +87,8 @@ class EventReader:
                                       states)
                 self._next_message(pubsub, min(WAIT_POLL_S, remaining or WAIT_POLL_S))
                 states.update(self._known_states(pending))
+                if on_tick is not None:
+                    on_tick()
             return states
         finally:
             pubsub.close()

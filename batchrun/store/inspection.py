@@ -11,7 +11,7 @@ from batchrun.store.broker import translated
 from batchrun.store.keys import Keys
 
 INT_FIELDS = ("attempts", "failures", "crashes")
-TIME_FIELDS = ("enqueued_at", "started_at", "finished_at", "due_at", "cancel_requested")
+TIME_FIELDS = ("enqueued_at", "started_at", "finished_at", "due_at", "cancel_requested", "checkpoint_at")
 
 
 def _text(value: bytes) -> str:
@@ -105,8 +105,10 @@ def decode_job(job_id: str, fields: dict[str, bytes]) -> dict[str, Any]:
         text = _text(value)
         if name in INT_FIELDS or name in TIME_FIELDS:
             info[name] = _number_or_text(text, int if name in INT_FIELDS else float)
-        elif name in ("params", "result"):
+        elif name in ("params", "result", "progress"):
             info[name] = _json_or_text(value)
+        elif name == "checkpoint":
+            info["checkpoint_bytes"] = len(value)
         else:
             info[name] = text
     return info

@@ -16,8 +16,8 @@ import redis
 from redis.commands.core import Script
 
 JOB_STATE = ("enqueue", "enqueue_many", "fetch", "ack", "release", "fail", "bury", "reclaim", "promote", "cancel",
-             "requeue", "purge")
-NAMES = (*JOB_STATE, "register", "beat")
+             "requeue", "purge", "progress")
+NAMES = (*JOB_STATE, "register", "beat", "checkpoint")
 
 
 def _read(name: str) -> str:
@@ -46,6 +46,8 @@ class Scripts:
     cancel: Script
     requeue: Script
     purge: Script
+    progress: Script
+    checkpoint: Script
 
     def __init__(self, client: redis.Redis) -> None:
         for name in NAMES:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,24 +86,26 @@ class Client:
             raise JobNotFound(f"no job {job_id!r} (unknown, or its record expired)")
         return outcome
 
-    def wait(self, job_ids: Sequence[str], timeout_s: float | None = None) -> dict[str, str]:
+    def wait(self, job_ids: Sequence[str], timeout_s: float | None = None,
+             on_tick: Callable[[], None] | None = None) -> dict[str, str]:
         """Block until every job has ended; returns each one's final state (see EventReader.wait)."""
-        return self.events.wait(job_ids, timeout_s)
+        return self.events.wait(job_ids, timeout_s, on_tick)
 
     def dead(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Dead-lettered jobs, oldest first, with their error."""
         return self.inspector.jobs(self.inspector.dead_ids(0, limit - 1))
 
-    def requeue(self, job_ids: Sequence[str]) -> dict[str, int]:
-        """Per id: 1 requeued with its counters reset, 0 not dead-lettered, -1 nothing to run."""
-        return dict(zip(job_ids, self.broker.requeue(job_ids)))
+    def requeue(self, job_ids: Sequence[str], *, fresh: bool = False) -> dict[str, int]:
+        """Per id: 1 requeued with its counters reset, 0 not dead-lettered, -1 nothing to run.
+        Checkpoints are kept, so the jobs resume; fresh=True drops them."""
+        return dict(zip(job_ids, self.broker.requeue(job_ids, fresh)))
 
-    def requeue_all(self) -> int:
+    def requeue_all(self, *, fresh: bool = False) -> int:
         """Requeue the dead-letter list as it is now, a chunk at a time; returns how many were requeued.
         Jobs that fail again meanwhile join the end of the list and are not taken round again."""
         total, skip, left = 0, 0, self.inspector.dead_count()
         while left > 0 and (ids := self.inspector.dead_ids(skip, skip + min(REQUEUE_CHUNK, left) - 1)):
-            results = self.broker.requeue(ids)
+            results = self.broker.requeue(ids, fresh)
             total += results.count(1)
             skip += results.count(-1)
             left -= len(ids)

@@ -10,15 +10,30 @@ import orjson
 from batchrun.definitions.registry import JobDefinition
 
 JOB_ORDER = ("id", "job", "state", "queue", "params", "attempts", "failures", "crashes", "worker",
-             "enqueued_at", "due_at", "started_at", "finished_at", "cancel_requested", "result", "error",
-             "last_crash", "raw")
+             "enqueued_at", "due_at", "started_at", "finished_at", "cancel_requested", "progress",
+             "checkpoint_at", "checkpoint_bytes", "result", "error", "last_crash", "raw")
 
 
 def _when(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+def progress(value: Any) -> str:
+    """`40% (400/1000) loading shard 3`; without a total, `400 loading shard 3`."""
+    if not isinstance(value, dict):
+        return str(value)
+    done, total, message = value.get("done"), value.get("total"), value.get("message")
+    numbers = f"{_number(done)}" if not total else f"{100 * done / total:.0f}% ({_number(done)}/{_number(total)})"
+    return f"{numbers} {message}" if message else numbers
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _value(name: str, value: Any) -> str:
+    if name == "progress":
+        return progress(value)
     if name.endswith("_at") and isinstance(value, float):
         return _when(value)
     if isinstance(value, (dict, list, bool)) or value is None:
@@ -44,7 +59,8 @@ def status(data: dict[str, Any]) -> str:
     for worker in data["workers"]:
         beat = worker["heartbeat"] or {}
         state = f"running {beat['job']}" if beat.get("job") else ("idle" if worker["alive"] else "heartbeat expired")
-        lines.append(f"  {worker['id']:<40} pid {beat.get('pid', '?'):>7}  {state}")
+        threads = f"  threads {beat['threads']}" if beat.get("threads") else ""
+        lines.append(f"  {worker['id']:<40} pid {beat.get('pid', '?'):>7}  {state}{threads}")
     return "\n".join(lines)
 
 

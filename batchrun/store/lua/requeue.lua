@@ -1,15 +1,19 @@
 -- requeue.lua: put dead-lettered jobs back in their queues with their counters reset.
 --
+-- A job's checkpoint is kept, so the requeued job resumes where it stopped,
+-- unless ARGV[5] asks for a fresh start.
+--
 -- KEYS[1]  dead-letter list           batchrun:{ns}:dead
 -- ARGV[1..3] prefix, now, events cap (see lib.lua)
 -- ARGV[4]  cap on pending wake tokens
--- ARGV[5..] job ids
+-- ARGV[5]  1 to drop the checkpoint and progress (start afresh), 0 to keep them
+-- ARGV[6..] job ids
 --
 -- Returns one number per id: 1 requeued, 0 not in the dead-letter list,
 -- -1 in it but with no job to run (a malformed entry kept for inspection).
 local ctx = context()
 local results = {}
-for i = 5, #ARGV do
+for i = 6, #ARGV do
     local id = ARGV[i]
     local rec = record_of(ctx, id)
     if not rec or rec.job == '' then
@@ -19,6 +23,9 @@ for i = 5, #ARGV do
     else
         redis.call('HDEL', rec.key, 'attempts', 'failures', 'crashes', 'error', 'traceback', 'last_crash',
             'finished_at', 'started_at', 'worker', 'result', 'due_at', 'cancel_requested')
+        if ARGV[5] == '1' then
+            redis.call('HDEL', rec.key, 'checkpoint', 'checkpoint_at', 'progress')
+        end
         redis.call('HSET', rec.key, 'state', 'queued')
         redis.call('PERSIST', rec.key)
         redis.call('RPUSH', ctx.prefix .. 'queue:' .. rec.queue, id)

@@ -21,9 +21,9 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         raise SubmitError("give job ids or --all, not both or neither")
     with open_client(args) as client:
         if args.all:
-            print(f"requeued {client.requeue_all()} jobs")
+            print(f"requeued {client.requeue_all(fresh=args.fresh)} jobs")
             return ExitCode.OK
-        results = client.requeue(args.job_id)
+        results = client.requeue(args.job_id, fresh=args.fresh)
     meaning = {1: "requeued", 0: "not in the dead-letter list", -1: "a malformed entry with no job to run"}
     for job_id, result in results.items():
         print(f"{job_id}: {meaning[result]}")

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     requeue = add("requeue", cmd_requeue, "put dead-lettered jobs back in their queues, counters reset")
     requeue.add_argument("job_id", nargs="*")
     requeue.add_argument("--all", action="store_true", help="requeue the whole dead-letter list")
+    requeue.add_argument("--fresh", action="store_true", help="drop the jobs' checkpoints: start from zero")
     purge = add("purge", cmd_purge, "delete dead-lettered jobs and their records")
     purge.add_argument("--dead", action="store_true", help="empty the dead-letter list")
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")

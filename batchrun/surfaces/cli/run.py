@@ -11,10 +11,12 @@ from batchrun.definitions.durations import parse_duration
 from batchrun.definitions.registry import load_registry
 from batchrun.errors import AlreadyRunning, ExitCode, JobNotFound, SubmitError, WaitTimeout
 from batchrun.runtime import logs
+from batchrun.runtime.datajobs import prepare_data_jobs
 from batchrun.runtime.hostlock import SupervisorLock
 from batchrun.runtime.supervisor import Supervisor, default_workers
 from batchrun.store.connection import connect
 from batchrun.surfaces.cli.common import open_client, settings_for
+from batchrun.surfaces.cli.progressbar import ProgressBar
 from batchrun.surfaces.client import Client
 
 
@@ -32,10 +34,12 @@ def cmd_supervise(args: argparse.Namespace) -> int:
         print(f"batchrun: {exc}; leaving the queued work to it", file=sys.stderr)
         return ExitCode.OK
     try:
+        workers = settings.workers or default_workers()
+        cap = prepare_data_jobs(settings, registry, workers)
         with connect(settings) as connection:
             release = [lock.close_in_child] + ([connection.server.forget_in_child] if connection.server else [])
-            supervisor = Supervisor(settings, registry, connection, settings.workers or default_workers(),
-                                    until_empty=args.until_empty, release_in_child=release, previous_id=previous_id)
+            supervisor = Supervisor(settings, registry, connection, workers, until_empty=args.until_empty,
+                                    release_in_child=release, previous_id=previous_id, thread_cap=cap)
             lock.record(supervisor.id)
             return supervisor.run()
     finally:
@@ -109,11 +113,15 @@ def _state_of(client: Client, job_id: str) -> str:
 
 def cmd_wait(args: argparse.Namespace) -> int:
     with open_client(args) as client:
+        bar = ProgressBar(client, args.job_id[0]) if len(args.job_id) == 1 and sys.stderr.isatty() else None
         try:
-            states = client.wait(args.job_id, args.timeout)
+            states = client.wait(args.job_id, args.timeout, bar.draw if bar else None)
         except WaitTimeout as exc:
             _print_states(exc.states)
             raise
+        finally:
+            if bar:
+                bar.close()
     _print_states(states)
     return ExitCode.OK if all(s == "succeeded" for s in states.values()) else ExitCode.FAILURE
 
