@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from batchrun.definitions.durations import parse_duration, parse_size
+from batchrun.definitions.urls import MULTI_SCHEMES, SCHEMES, parse_multi, redact
 from batchrun.definitions.yamlfile import Document, display_path, load
 from batchrun.errors import ConfigError, ConfigErrors, Location
 
@@ -85,8 +86,10 @@ def _redis_url(value: object) -> str | None:
     if value is None or value == "":
         return None
     url = _text(value)
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"expected a URL starting with redis://, rediss:// or unix://, got {url!r}")
+    if not url.startswith(SCHEMES):
+        raise ValueError(f"expected a URL starting with one of {', '.join(SCHEMES)}, got {redact(url)!r}")
+    if url.startswith(MULTI_SCHEMES):
+        parse_multi(url)
     return url
 
 
