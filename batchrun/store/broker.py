@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import redis
 
+from batchrun.definitions.urls import redact
 from batchrun.errors import BrokerError, RedisUnavailable
 from batchrun.store.keys import Keys
 from batchrun.store.scripts import Scripts
@@ -28,6 +29,7 @@ WAKE_TOKEN_CAP = 1024
 BULK_CHUNK = 2000
 PROMOTE_CHUNK = 1000
 PURGE_CHUNK = 1000
+SWEEP_CHUNK = 1000
 FAIL_DEAD = 1
 FAIL_RETRYING = 2
 
@@ -40,9 +42,9 @@ def translated(method: Callable[P, R]) -> Callable[P, R]:
         try:
             return method(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+            raise RedisUnavailable(redact(f"Redis is unreachable: {exc}")) from exc
         except redis.RedisError as exc:
-            raise BrokerError(f"Redis refused {method.__name__}: {exc}") from exc
+            raise BrokerError(redact(f"Redis refused {method.__name__}: {exc}")) from exc
 
     return wrapper
 
@@ -133,7 +135,7 @@ class Broker:
     def register_worker(self, worker_id: str, ttl_s: float, info: dict[str, str | int | float]) -> None:
         fields = [item for pair in info.items() for item in pair]
         self.scripts.register(
-            keys=[self.keys.worker(worker_id), self.keys.workers],
+            keys=[self.keys.worker(worker_id), self.keys.workers, self.keys.expiries],
             args=[worker_id, _ms(ttl_s), *fields],
         )
 
@@ -143,7 +145,8 @@ class Broker:
         it has been presumed dead."""
         if not worker_ids:
             return []
-        reply = self.scripts.beat(keys=[self.keys.worker(w) for w in worker_ids], args=[_ms(ttl_s), time.time()])
+        reply = self.scripts.beat(keys=[self.keys.expiries, *(self.keys.worker(w) for w in worker_ids)],
+                                  args=[_ms(ttl_s), time.time(), *worker_ids])
         return [bool(alive) for alive in reply]
 
     @translated
@@ -219,7 +222,7 @@ class Broker:
         """
         k = self.keys
         reply = self.scripts.reclaim(
-            keys=[k.processing(worker_id), k.worker(worker_id), k.workers, k.queue(fallback_queue)],
+            keys=[k.processing(worker_id), k.worker(worker_id), k.workers, k.queue(fallback_queue), k.expiries],
             args=[*self._context(), worker_id, int(count_crash), crash_limit, reason, int(only_if_expired),
                   self.result_ttl_ms],
         )
@@ -283,6 +286,14 @@ class Broker:
                 pipe.exists(self.keys.worker(worker_id))
             alive = pipe.execute()
         return [w for w, a in zip(workers, alive) if not a]
+
+    @translated
+    def sweep(self, lease_s: float, limit: int = SWEEP_CHUNK) -> tuple[float | None, list[str]]:
+        """Workers whose heartbeat expired, each handed to this caller alone for `lease_s`, and the
+        seconds until the next heartbeat expires (None when no worker is registered)."""
+        reply = self.scripts.sweep(keys=[self.keys.expiries], args=[limit, _ms(lease_s)])
+        next_ms = int(reply[0])
+        return (None if next_ms < 0 else next_ms / 1000), [_text(w) for w in reply[1:]]
 
     @translated
     def workers_of(self, supervisor_id: str) -> list[tuple[str, int, float]]:

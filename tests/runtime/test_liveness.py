@@ -145,3 +145,21 @@ def test_nothing_is_lost_while_workers_and_supervisors_are_killed(project):
     assert supervisor_kills == 2
     wait_for(lambda: all(project.state(j) == "succeeded" for j in ids), timeout=30, what="every job to succeed")
     assert set(project.tags_run("end")) == {f"s{i}" for i in range(600)}
+
+
+def test_a_dead_hosts_jobs_come_back_within_a_second_of_its_heartbeat_ttl(make_project):
+    """Host a dies whole (its process group SIGKILLed). With a beat every 2.5 s, a sweep on a fixed
+    interval could find it up to 2.5 s after the TTL; the sweep timed to the next expiry finds it at once."""
+    project = make_project(heartbeat_ttl="3s", heartbeat_interval="2500ms")
+    ids = [project.submit("sleep", seconds=30.0, tag=f"long{i}") for i in range(2)]
+    doomed = project.supervise("--workers", "2", host="a")
+    for i in range(2):
+        _worker_pid(project, f"long{i}")
+    project.supervise("--workers", "1", host="b")
+    wait_for(lambda: len(project.workers()) == 3, what="the other host's worker")
+    killed = time.time()
+    os.killpg(doomed.pid, signal.SIGKILL)
+    wait_for(lambda: any(project.job(j)["attempts"] == 2 for j in ids), timeout=15, what="a job to run again")
+    rerun = min(project.job(j)["started_at"] for j in ids if project.job(j)["attempts"] == 2)
+    assert rerun - killed < 3.0 + 1.0, f"re-run within TTL + 1 s, took {rerun - killed:.2f}s"
+    assert sorted(project.state(j) for j in ids) == ["queued", "running"], "the other waits for host b's worker"
