@@ -16,6 +16,7 @@ import redis
 
 from batchrun.definitions.urls import redact
 from batchrun.errors import BrokerError, RedisUnavailable
+from batchrun.store.clients import is_cluster
 from batchrun.store.keys import Keys
 from batchrun.store.scripts import Scripts
 
@@ -122,12 +123,16 @@ class Broker:
     def enqueue_many(self, job: str, queue: str, items: Sequence[tuple[str, bytes]], due: float = 0.0) -> int:
         """Bulk enqueue of (id, params JSON) pairs, a chunk per script call, all chunks in one pipeline."""
         k = self.keys
+        chunks = [[x for pair in items[start:start + BULK_CHUNK] for x in pair]
+                  for start in range(0, len(items), BULK_CHUNK)]
+        keys = [k.queue(queue), k.wake, k.scheduled]
+        if is_cluster(self.client):  # redis-py's cluster pipelines refuse scripts: one call per chunk
+            return sum(self.scripts.enqueue_many(keys=keys, args=[*self._context(), job, queue, WAKE_TOKEN_CAP,
+                                                                  due, *flat]) for flat in chunks)
         with self.client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(items), BULK_CHUNK):
-                flat = [x for pair in items[start:start + BULK_CHUNK] for x in pair]
+            for flat in chunks:
                 self.scripts.enqueue_many(
-                    keys=[k.queue(queue), k.wake, k.scheduled],
-                    args=[*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat], client=pipe,
+                    keys=keys, args=[*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat], client=pipe,
                 )
             return sum(pipe.execute())
 

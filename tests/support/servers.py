@@ -7,6 +7,7 @@ install; nothing is skipped silently.
 """
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import socket
@@ -27,9 +28,23 @@ def require(binary: str) -> str:
     return path
 
 
-def free_port() -> int:
+def free_port(bus: bool = False) -> int:
+    """A free port on 127.0.0.1; with `bus`, one whose Cluster bus port (port + 10000) is free too."""
+    if not bus:
+        return _bind(0)
+    for _ in range(200):
+        port = random.randrange(20000, 40000)
+        try:
+            _bind(port), _bind(port + 10000)
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no free pair of ports for a Cluster node")
+
+
+def _bind(port: int) -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         return sock.getsockname()[1]
 
 
@@ -56,7 +71,7 @@ class Servers:
 
     def redis(self, *args: str, ready: bool = True, **client_options: object) -> Server:
         """A redis-server on a free port with `args` added to its command line."""
-        port = free_port()
+        port = free_port(bus="--cluster-enabled" in args)
         folder = self.root / f"redis-{port}"
         folder.mkdir(parents=True)
         command = [require("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
@@ -74,7 +89,7 @@ class Servers:
                  what="the replica to sync")
         port = free_port()
         folder = self.root / f"sentinel-{port}"
-        folder.mkdir()
+        folder.mkdir(parents=True)
         conf = folder / "sentinel.conf"
         conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {folder}\nlogfile {folder / 'log'}\n"
                         f"sentinel monitor {service} 127.0.0.1 {master.port} 1\n"
@@ -99,7 +114,7 @@ class Servers:
     def tls(self, *args: str) -> tuple[Server, Path]:
         """A server that speaks only TLS, with a certificate made here; returns it and the CA file."""
         folder = self.root / "tls"
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         ca, cert, key = make_certificate(folder)
         server = self.redis("--port", "0", "--tls-port", str(port := free_port()), "--tls-cert-file", str(cert),
                             "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
