@@ -89,7 +89,7 @@ class Supervisor:
     previous_id: str | None = None
 
     def __post_init__(self) -> None:
-        self.host = socket.gethostname()
+        self.host = os.environ.get("BATCHRUN_HOST_NAME") or socket.gethostname()
         self.id = f"{self.host}-{os.getpid()}-{secrets.token_hex(3)}"
         self.broker = Broker.for_settings(self.connection.client, self.settings)
         self.inspector = Inspector(self.connection.client, self.settings.namespace)

@@ -163,3 +163,17 @@ def test_a_dead_hosts_jobs_come_back_within_a_second_of_its_heartbeat_ttl(make_p
     rerun = min(project.job(j)["started_at"] for j in ids if project.job(j)["attempts"] == 2)
     assert rerun - killed < 3.0 + 1.0, f"re-run within TTL + 1 s, took {rerun - killed:.2f}s"
     assert sorted(project.state(j) for j in ids) == ["queued", "running"], "the other waits for host b's worker"
+
+
+def test_status_groups_workers_by_host_and_a_dead_host_leaves_it(project):
+    doomed = project.supervise("--workers", "1", host="a")
+    project.supervise("--workers", "2", host="b")
+    wait_for(lambda: len(project.workers()) == 3, what="both hosts' workers")
+    hosts = project.client.status()["hosts"]
+    assert {h: len(e["workers"]) for h, e in hosts.items()} == {"host-a": 1, "host-b": 2}
+    text = project.cli("status").stdout
+    assert "workers: 3 on 2 hosts" in text
+    assert text.index("host host-a: 1 alive") < text.index("host host-b: 2 alive")
+    os.killpg(doomed.pid, signal.SIGKILL)
+    wait_for(lambda: project.client.status()["hosts"].get("host-a", {}).get("alive") == 0
+             or "host-a" not in project.client.status()["hosts"], what="host a to leave the status")
