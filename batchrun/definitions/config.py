@@ -52,6 +52,8 @@ class Settings:
     log_format: str
     log_level: str
     appendfsync: str
+    min_replicas: int
+    replica_timeout_s: float
     jobs_dir: Path
     project_dir: Path
 
@@ -208,6 +210,8 @@ _KEYS: dict[str, _Key] = {
     "log_format": _Key("log_format", _choice("text", "json"), "text"),
     "log_level": _Key("log_level", _choice("debug", "info", "warning", "error", "critical"), "info"),
     "appendfsync": _Key("appendfsync", _choice("always", "everysec", "no"), "everysec"),
+    "min_replicas": _Key("min_replicas", _at_least(0), 0),
+    "replica_timeout": _Key("replica_timeout_s", _positive(parse_duration), "1s"),
 }
 
 

@@ -17,6 +17,7 @@ import redis
 from batchrun.definitions.urls import redact
 from batchrun.errors import BrokerError, RedisUnavailable
 from batchrun.store.clients import is_cluster
+from batchrun.store.durability import Durability
 from batchrun.store.keys import Keys
 from batchrun.store.scripts import Scripts
 
@@ -92,8 +93,9 @@ class Broker:
     (0: no events); `result_ttl_s` how long finished and cancelled jobs stay readable."""
 
     def __init__(self, client: redis.Redis, namespace: str, *, events_cap: int = 10_000,
-                 result_ttl_s: float = 7 * 86400) -> None:
+                 result_ttl_s: float = 7 * 86400, min_replicas: int = 0, replica_timeout_s: float = 1.0) -> None:
         self.client = client
+        self.durable = Durability(client, min_replicas, replica_timeout_s)
         self.keys = Keys(namespace)
         self.scripts = Scripts(client)
         self.events_cap = events_cap
@@ -101,7 +103,8 @@ class Broker:
 
     @classmethod
     def for_settings(cls, client: redis.Redis, settings: "Settings") -> "Broker":
-        return cls(client, settings.namespace, events_cap=settings.event_history, result_ttl_s=settings.result_ttl_s)
+        return cls(client, settings.namespace, events_cap=settings.event_history, result_ttl_s=settings.result_ttl_s,
+                   min_replicas=settings.min_replicas, replica_timeout_s=settings.replica_timeout_s)
 
     def _context(self) -> list[object]:
         """The first three arguments of every job-state script (see lua/lib.lua)."""
@@ -113,11 +116,11 @@ class Broker:
         already succeeded, so callers that made the id need not treat it as an error.
         A due time in the future schedules the job instead of queueing it."""
         k = self.keys
-        done = self.scripts.enqueue(
-            keys=[k.job(job_id), k.queue(queue), k.scheduled],
-            args=[*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due],
-        )
-        return bool(done)
+        keys = [k.job(job_id), k.queue(queue), k.scheduled]
+        args = [*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due]
+        if self.durable.wanted:
+            return bool(self.durable.call(self.scripts.enqueue, keys, args, [job_id]))
+        return bool(self.scripts.enqueue(keys=keys, args=args))
 
     @translated
     def enqueue_many(self, job: str, queue: str, items: Sequence[tuple[str, bytes]], due: float = 0.0) -> int:
@@ -126,6 +129,11 @@ class Broker:
         chunks = [[x for pair in items[start:start + BULK_CHUNK] for x in pair]
                   for start in range(0, len(items), BULK_CHUNK)]
         keys = [k.queue(queue), k.wake, k.scheduled]
+        if self.durable.wanted:
+            ids = [job_id for job_id, _ in items]
+            return sum(self.durable.call(self.scripts.enqueue_many, keys,
+                                         [*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat], ids)
+                       for flat in chunks)
         if is_cluster(self.client):  # redis-py's cluster pipelines refuse scripts: one call per chunk
             return sum(self.scripts.enqueue_many(keys=keys, args=[*self._context(), job, queue, WAKE_TOKEN_CAP,
                                                                   due, *flat]) for flat in chunks)
