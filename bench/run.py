@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench import cpu, footprint, latency, recovery, throughput
+from bench import cpu, footprint, hosts, latency, recovery, replicas, throughput
 from bench.harness import redis_server, summary
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,6 +44,10 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool], str]] = {
     "supervisor_rss_mb": ("", lambda v: True, "MB"),
     "idle_worker_rss_mb": ("< 40", lambda v: v < 40, "MB"),
     "scaling_speedup": ("", lambda v: True, "x"),
+    "server_cpu_us_per_job": ("", lambda v: True, "us"),
+    "beat_us_per_worker": ("", lambda v: True, "us"),
+    "sweep_us_fleet": ("flat", lambda v: True, "us"),
+    "beat_round_server_cpu_s": ("< interval", lambda v: v < 2.0, "s"),
 }
 
 
@@ -80,6 +84,9 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     scale = cpu.scaling(workdir, url, 4 if quick else 16, w)
     figures.update(scaling_one_worker_s=scale["one_worker_s"], scaling_n_workers_s=scale[f"{w}_workers_s"],
                    scaling_speedup=scale["speedup"])
+    figures.update(hosts.cost_per_job(workdir, url, 2_000 if quick else 10_000, w))
+    figures.update(hosts.fleet(url, 1_000, 64, 1 if quick else 3))
+    figures.update(replicas.submit_rates(workdir / f"replicas-{time.monotonic_ns()}", 500 if quick else 3_000))
     return figures
 
 
