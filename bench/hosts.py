@@ -35,15 +35,19 @@ def _delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float
     return float(after.get(name, {}).get(field, 0)) - float(before.get(name, {}).get(field, 0))
 
 
-def cost_per_job(workdir: Path, url: str, jobs: int, workers: int) -> dict[str, float]:
-    """Submit `jobs` no-op jobs one call each and drain them: the server's cost per job, all traffic included
-    (heartbeats, sweeps and idle waits of that run too)."""
+def cost_per_job(workdir: Path, url: str, jobs: int, workers: int, seconds: float = 0.0) -> dict[str, float]:
+    """Submit `jobs` jobs one call each (no-ops, or sleeps of `seconds`) and drain them: the server's cost
+    per job, all traffic included (heartbeats, sweeps and idle waits of that run too). No-ops are taken in
+    batches (pacing.py); jobs of 10 ms and longer one per fetch, as real jobs are."""
     project = Project(workdir, url)
     client = project.client.connection.client
     try:
         stats, cpu = commandstats(client), server_cpu_s(client)
         for _ in range(jobs):
-            project.client.submit("noop")
+            if seconds:
+                project.client.submit("sleep", seconds=seconds)
+            else:
+                project.client.submit("noop")
         proc = project.supervise("--workers", str(workers), "--until-empty")
         wait_until(lambda: proc.poll() is not None, timeout_s=600, poll_s=0.05)
         after, cpu_after = commandstats(client), server_cpu_s(client)

@@ -85,6 +85,8 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     figures.update(scaling_one_worker_s=scale["one_worker_s"], scaling_n_workers_s=scale[f"{w}_workers_s"],
                    scaling_speedup=scale["speedup"])
     figures.update(hosts.cost_per_job(workdir, url, 2_000 if quick else 10_000, w))
+    timed = hosts.cost_per_job(workdir, url, 100 if quick else 1_000, w, seconds=0.01)
+    figures.update({f"{name}_10ms": value for name, value in timed.items()})
     figures.update(hosts.fleet(url, 1_000, 64, 1 if quick else 3))
     figures.update(replicas.submit_rates(workdir / f"replicas-{time.monotonic_ns()}", 500 if quick else 3_000))
     return figures
