@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from batchrun.errors import NotReplicated
 from tests.support.project import ProjectFactory, wait_for
 from tests.support.servers import wait_for_failover
 
@@ -58,6 +59,10 @@ def test_a_cluster_runs_several_namespaces_spread_over_its_shards(tmp_path, serv
             assert result.returncode == 0, result.stderr
         shards = {_shard_of(nodes, p.keys.wake) for p in projects}
         assert len(shards) > 1, "the namespaces live on more than one shard"
+        durable = factory(min_replicas=1, replica_timeout="100ms")
+        with pytest.raises(NotReplicated) as caught:
+            durable.submit("noop")
+        assert durable.state(caught.value.job_ids[0]) == "queued", "written to its shard all the same"
     finally:
         factory.cleanup()
 
