@@ -82,6 +82,15 @@ class RedisUnavailable(BatchrunError):
     exit_code = ExitCode.REDIS
 
 
+class NotReplicated(RedisUnavailable):
+    """A submit reached the master but fewer than min_replicas replicas confirmed it in time: a failover
+    now could lose it. `job_ids` are the jobs written, so a caller can check on them before resubmitting."""
+
+    def __init__(self, message: str, job_ids: list[str]) -> None:
+        super().__init__(message)
+        self.job_ids = job_ids
+
+
 class BrokerError(BatchrunError):
     """Redis refused a command (a script error, a key of the wrong type): a bug or tampered data, not an outage."""
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench import cpu, datajobs, footprint, latency, recovery, throughput
+from bench import cpu, datajobs, footprint, hosts, latency, recovery, replicas, throughput
 from bench.harness import redis_server, summary
 
 RESULTS = Path(__file__).parent / "results"
@@ -47,6 +47,10 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool], str]] = {
     "matmul_capped_per_s": ("", lambda v: True, "products/s"),
     "matmul_uncapped_per_s": ("", lambda v: True, "products/s"),
     "preload_worker_uss_mb": ("<< preload", lambda v: v < 100, "MB"),
+    "server_cpu_us_per_job": ("", lambda v: True, "us"),
+    "beat_us_per_worker": ("", lambda v: True, "us"),
+    "sweep_us_fleet": ("flat", lambda v: True, "us"),
+    "beat_round_server_cpu_s": ("< interval", lambda v: v < 2.0, "s"),
 }
 
 
@@ -87,6 +91,11 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     figures.update(matmul_capped_per_s=cap["capped"], matmul_uncapped_per_s=cap["uncapped"])
     shared = datajobs.preload_uss(workdir, url, 100 if quick else 300, 4)
     figures.update(preload_worker_uss_mb=shared["worker_uss_mb_max"], preload_supervisor_rss_mb=shared["supervisor_rss_mb"])
+    figures.update(hosts.cost_per_job(workdir, url, 2_000 if quick else 10_000, w))
+    timed = hosts.cost_per_job(workdir, url, 100 if quick else 1_000, w, seconds=0.01)
+    figures.update({f"{name}_10ms": value for name, value in timed.items()})
+    figures.update(hosts.fleet(url, 1_000, 64, 1 if quick else 3))
+    figures.update(replicas.submit_rates(workdir / f"replicas-{time.monotonic_ns()}", 500 if quick else 3_000))
     return figures
 
 

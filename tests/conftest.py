@@ -16,6 +16,7 @@ import redis
 
 from batchrun.store.embedded import EmbeddedServer
 from tests.support.project import Project, ProjectFactory
+from tests.support.servers import Servers
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +57,13 @@ def project(make_project: ProjectFactory) -> Project:
 @pytest.fixture
 def namespace() -> str:
     return "t" + secrets.token_hex(4)
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    """A factory of extra real servers (password, TLS, Sentinel, Cluster), stopped after the test."""
+    factory = Servers(tmp_path / "servers")
+    try:
+        yield factory
+    finally:
+        factory.cleanup()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from batchrun.definitions.durations import parse_duration, parse_size
+from batchrun.definitions.urls import MULTI_SCHEMES, SCHEMES, parse_multi, redact
 from batchrun.definitions.yamlfile import Document, display_path, load
 from batchrun.errors import ConfigError, ConfigErrors, Location
 
@@ -58,6 +59,8 @@ class Settings:
     preload: tuple[str, ...]
     progress_interval_s: float
     max_checkpoint_bytes: int
+    min_replicas: int
+    replica_timeout_s: float
     jobs_dir: Path
     project_dir: Path
 
@@ -92,8 +95,10 @@ def _redis_url(value: object) -> str | None:
     if value is None or value == "":
         return None
     url = _text(value)
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"expected a URL starting with redis://, rediss:// or unix://, got {url!r}")
+    if not url.startswith(SCHEMES):
+        raise ValueError(f"expected a URL starting with one of {', '.join(SCHEMES)}, got {redact(url)!r}")
+    if url.startswith(MULTI_SCHEMES):
+        parse_multi(url)
     return url
 
 
@@ -242,6 +247,8 @@ _KEYS: dict[str, _Key] = {
     "preload": _Key("preload", _modules, ()),
     "progress_interval": _Key("progress_interval_s", _positive(parse_duration), "1s"),
     "max_checkpoint": _Key("max_checkpoint_bytes", _positive(parse_size), "64KiB"),
+    "min_replicas": _Key("min_replicas", _at_least(0), 0),
+    "replica_timeout": _Key("replica_timeout_s", _positive(parse_duration), "1s"),
 }
 
 

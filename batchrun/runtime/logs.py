@@ -8,6 +8,8 @@ import time
 
 import orjson
 
+from batchrun.definitions.urls import redact
+
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
 
@@ -28,6 +30,17 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class Redacting(logging.Filter):
+    """Masks passwords in any URL a log line carries, whoever wrote the line (see definitions/urls.py)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s")
@@ -38,6 +51,7 @@ def setup(log_format: str = "text", level: str = "info") -> None:
     """Route batchrun's logs to stderr, which both terminals and container runtimes collect."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(Redacting())
     root = logging.getLogger("batchrun")
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("BATCHRUN_LOG_LEVEL", level).upper())

@@ -33,6 +33,7 @@ from batchrun.runtime.exits import describe_exit
 from batchrun.runtime.liveness import Liveness, process_gone
 from batchrun.runtime.slots import Slots
 from batchrun.runtime.threads import ThreadCap, available_cpus
+from batchrun.runtime.sweep import ExpirySweep
 from batchrun.runtime.watchdog import Interrupt, Watchdog, kill_worker
 from batchrun.runtime.worker import Identity, WorkerExit
 from batchrun.runtime.worker_process import child_main, fork_worker
@@ -89,7 +90,7 @@ class Supervisor:
     thread_cap: ThreadCap = field(default_factory=lambda: ThreadCap(None))
 
     def __post_init__(self) -> None:
-        self.host = socket.gethostname()
+        self.host = os.environ.get("BATCHRUN_HOST_NAME") or socket.gethostname()
         self.id = f"{self.host}-{os.getpid()}-{secrets.token_hex(3)}"
         self.broker = Broker.for_settings(self.connection.client, self.settings)
         self.inspector = Inspector(self.connection.client, self.settings.namespace)
@@ -100,7 +101,7 @@ class Supervisor:
         self.exit_code = ExitCode.OK
         self.boot_failures = 0
         self.unreclaimed: dict[str, tuple[bool, str]] = {}
-        self.next_expiry_check = 0.0
+        self.sweep = ExpirySweep(self.broker, self.settings.heartbeat_interval_s, self.settings.heartbeat_ttl_s)
         self.redis_trouble_until = 0.0
         self.job_slots = Slots(self.workers)
         self.watchdog = Watchdog(self.job_slots, self.settings.timeout_grace_s)
@@ -163,7 +164,7 @@ class Supervisor:
     def _sleep(self) -> None:
         timeout = UNTIL_EMPTY_TICK_S if self.until_empty or self.stop else self.settings.promote_interval_s
         timeout = max(0.0, min(timeout, self.next_promote - time.monotonic(),
-                               self.liveness.next_beat - time.monotonic()))
+                               self.liveness.next_beat - time.monotonic(), self.sweep.next_at - time.monotonic()))
         if self.signals:
             return
         ready, _, _ = select.select([self.wakeup_r], [], [], timeout)
@@ -270,15 +271,15 @@ class Supervisor:
         for worker_id, (crashed, reason) in list(self.unreclaimed.items()):
             if self._reclaim_one(worker_id, crashed, reason, only_if_expired=False):
                 del self.unreclaimed[worker_id]
-        if time.monotonic() >= self.next_expiry_check:
-            self.next_expiry_check = time.monotonic() + self.settings.heartbeat_interval_s
+        if self.sweep.due(time.monotonic()):
             self.reclaim_expired()
 
     def reclaim_expired(self) -> None:
-        """Reclaim workers whose heartbeat expired. Our own children are left to vouch(), which stops
-        any of them whose heartbeat is gone; their jobs come back when they are reaped."""
+        """Reclaim workers whose heartbeat expired (the sweep is timed to the next expiry, see sweep.py).
+        Our own children are left to vouch(), which stops any of them whose heartbeat is gone; their jobs
+        come back when they are reaped."""
         try:
-            expired = self.broker.expired_workers()
+            expired = self.sweep.expired(time.monotonic())
         except BatchrunError as exc:
             self._redis_trouble("cannot look for expired workers", exc)
             return

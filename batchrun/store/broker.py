@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import redis
 
+from batchrun.definitions.urls import redact
 from batchrun.errors import BrokerError, RedisUnavailable
+from batchrun.store.clients import is_cluster
+from batchrun.store.durability import Durability
 from batchrun.store.keys import Keys
 from batchrun.store.scripts import Scripts
 
@@ -28,6 +31,7 @@ WAKE_TOKEN_CAP = 1024
 BULK_CHUNK = 2000
 PROMOTE_CHUNK = 1000
 PURGE_CHUNK = 1000
+SWEEP_CHUNK = 1000
 FAIL_DEAD = 1
 FAIL_RETRYING = 2
 
@@ -40,9 +44,9 @@ def translated(method: Callable[P, R]) -> Callable[P, R]:
         try:
             return method(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
+            raise RedisUnavailable(redact(f"Redis is unreachable: {exc}")) from exc
         except redis.RedisError as exc:
-            raise BrokerError(f"Redis refused {method.__name__}: {exc}") from exc
+            raise BrokerError(redact(f"Redis refused {method.__name__}: {exc}")) from exc
 
     return wrapper
 
@@ -89,8 +93,9 @@ class Broker:
     (0: no events); `result_ttl_s` how long finished and cancelled jobs stay readable."""
 
     def __init__(self, client: redis.Redis, namespace: str, *, events_cap: int = 10_000,
-                 result_ttl_s: float = 7 * 86400) -> None:
+                 result_ttl_s: float = 7 * 86400, min_replicas: int = 0, replica_timeout_s: float = 1.0) -> None:
         self.client = client
+        self.durable = Durability(client, min_replicas, replica_timeout_s)
         self.keys = Keys(namespace)
         self.scripts = Scripts(client)
         self.events_cap = events_cap
@@ -98,7 +103,8 @@ class Broker:
 
     @classmethod
     def for_settings(cls, client: redis.Redis, settings: "Settings") -> "Broker":
-        return cls(client, settings.namespace, events_cap=settings.event_history, result_ttl_s=settings.result_ttl_s)
+        return cls(client, settings.namespace, events_cap=settings.event_history, result_ttl_s=settings.result_ttl_s,
+                   min_replicas=settings.min_replicas, replica_timeout_s=settings.replica_timeout_s)
 
     def _context(self) -> list[object]:
         """The first three arguments of every job-state script (see lua/lib.lua)."""
@@ -110,22 +116,31 @@ class Broker:
         already succeeded, so callers that made the id need not treat it as an error.
         A due time in the future schedules the job instead of queueing it."""
         k = self.keys
-        done = self.scripts.enqueue(
-            keys=[k.job(job_id), k.queue(queue), k.scheduled],
-            args=[*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due],
-        )
-        return bool(done)
+        keys = [k.job(job_id), k.queue(queue), k.scheduled]
+        args = [*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due]
+        if self.durable.wanted:
+            return bool(self.durable.call(self.scripts.enqueue, keys, args, [job_id]))
+        return bool(self.scripts.enqueue(keys=keys, args=args))
 
     @translated
     def enqueue_many(self, job: str, queue: str, items: Sequence[tuple[str, bytes]], due: float = 0.0) -> int:
         """Bulk enqueue of (id, params JSON) pairs, a chunk per script call, all chunks in one pipeline."""
         k = self.keys
+        chunks = [[x for pair in items[start:start + BULK_CHUNK] for x in pair]
+                  for start in range(0, len(items), BULK_CHUNK)]
+        keys = [k.queue(queue), k.wake, k.scheduled]
+        if self.durable.wanted:
+            ids = [job_id for job_id, _ in items]
+            return sum(self.durable.call(self.scripts.enqueue_many, keys,
+                                         [*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat], ids)
+                       for flat in chunks)
+        if is_cluster(self.client):  # redis-py's cluster pipelines refuse scripts: one call per chunk
+            return sum(self.scripts.enqueue_many(keys=keys, args=[*self._context(), job, queue, WAKE_TOKEN_CAP,
+                                                                  due, *flat]) for flat in chunks)
         with self.client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(items), BULK_CHUNK):
-                flat = [x for pair in items[start:start + BULK_CHUNK] for x in pair]
+            for flat in chunks:
                 self.scripts.enqueue_many(
-                    keys=[k.queue(queue), k.wake, k.scheduled],
-                    args=[*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat], client=pipe,
+                    keys=keys, args=[*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat], client=pipe,
                 )
             return sum(pipe.execute())
 
@@ -133,7 +148,7 @@ class Broker:
     def register_worker(self, worker_id: str, ttl_s: float, info: dict[str, str | int | float]) -> None:
         fields = [item for pair in info.items() for item in pair]
         self.scripts.register(
-            keys=[self.keys.worker(worker_id), self.keys.workers],
+            keys=[self.keys.worker(worker_id), self.keys.workers, self.keys.expiries],
             args=[worker_id, _ms(ttl_s), *fields],
         )
 
@@ -143,7 +158,8 @@ class Broker:
         it has been presumed dead."""
         if not worker_ids:
             return []
-        reply = self.scripts.beat(keys=[self.keys.worker(w) for w in worker_ids], args=[_ms(ttl_s), time.time()])
+        reply = self.scripts.beat(keys=[self.keys.expiries, *(self.keys.worker(w) for w in worker_ids)],
+                                  args=[_ms(ttl_s), time.time(), *worker_ids])
         return [bool(alive) for alive in reply]
 
     @translated
@@ -233,7 +249,7 @@ class Broker:
         """
         k = self.keys
         reply = self.scripts.reclaim(
-            keys=[k.processing(worker_id), k.worker(worker_id), k.workers, k.queue(fallback_queue)],
+            keys=[k.processing(worker_id), k.worker(worker_id), k.workers, k.queue(fallback_queue), k.expiries],
             args=[*self._context(), worker_id, int(count_crash), crash_limit, reason, int(only_if_expired),
                   self.result_ttl_ms],
         )
@@ -298,6 +314,14 @@ class Broker:
                 pipe.exists(self.keys.worker(worker_id))
             alive = pipe.execute()
         return [w for w, a in zip(workers, alive) if not a]
+
+    @translated
+    def sweep(self, lease_s: float, limit: int = SWEEP_CHUNK) -> tuple[float | None, list[str]]:
+        """Workers whose heartbeat expired, each handed to this caller alone for `lease_s`, and the
+        seconds until the next heartbeat expires (None when no worker is registered)."""
+        reply = self.scripts.sweep(keys=[self.keys.expiries], args=[limit, _ms(lease_s)])
+        next_ms = int(reply[0])
+        return (None if next_ms < 0 else next_ms / 1000), [_text(w) for w in reply[1:]]
 
     @translated
     def workers_of(self, supervisor_id: str) -> list[tuple[str, int, float]]:

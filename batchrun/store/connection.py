@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
 from batchrun.definitions.config import Settings
+from batchrun.definitions.urls import password_of, redact
 from batchrun.errors import RedisUnavailable
+from batchrun.store import clients
 from batchrun.store.embedded import EmbeddedServer
 
 SOCKET_TIMEOUT_S = 10.0
@@ -16,12 +16,7 @@ SOCKET_TIMEOUT_S = 10.0
 
 def client_for(url: str, *, socket_timeout_s: float = SOCKET_TIMEOUT_S, retries: int = 3) -> redis.Redis:
     """A client that retries briefly on dropped connections; our scripts are safe to repeat."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout_s,
-        socket_connect_timeout=min(5.0, socket_timeout_s),
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries),
-    )
+    return clients.build(url, socket_timeout_s=socket_timeout_s, retries=retries)
 
 
 @dataclass
@@ -50,12 +45,20 @@ def connect(settings: Settings) -> Connection:
     if not url:
         server = EmbeddedServer(settings.state_dir, appendfsync=settings.appendfsync)
         url = server.acquire()
-    client = client_for(url)
     try:
-        client.ping()
+        client = client_for(url)
+        _ping(client)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        client.close()
         if server is not None:
             server.release()
-        raise RedisUnavailable(f"cannot reach Redis at {url}: {exc}") from exc
+        reason = str(exc).split(" : <", 1)[0]  # Sentinel's errors append the whole client's repr
+        raise RedisUnavailable(redact(f"cannot reach Redis at {url}: {reason}", password_of(url))) from None
     return Connection(url, client, server)
+
+
+def _ping(client: redis.Redis) -> None:
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError):
+        client.close()
+        raise

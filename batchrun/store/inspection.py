@@ -8,6 +8,7 @@ import orjson
 import redis
 
 from batchrun.store.broker import translated
+from batchrun.store.hosts import by_host
 from batchrun.store.keys import Keys
 
 INT_FIELDS = ("attempts", "failures", "crashes")
@@ -92,6 +93,7 @@ class Inspector:
         return {
             "queues": self.queue_depths(queues),
             "workers": workers,
+            "hosts": by_host(workers),
             "in_flight": sum(w["in_flight"] for w in workers),
             "scheduled": self.scheduled_count(),
             "dead": self.dead_count(),

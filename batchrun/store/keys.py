@@ -10,6 +10,7 @@ the prefixes below, which stay inside that hash tag.
     batchrun:{ns}:processing:<wid>    list of job ids a worker has taken (its in-flight jobs)
     batchrun:{ns}:worker:<wid>        hash with TTL: a worker's heartbeat
     batchrun:{ns}:workers             set of worker ids that may own a processing list
+    batchrun:{ns}:expiries            sorted set of worker ids scored by heartbeat expiry (server ms): the sweep's index
     batchrun:{ns}:dead                list of dead-lettered job ids, oldest at the left
     batchrun:{ns}:wake                list of wake-up tokens that idle workers block on
     batchrun:{ns}:scheduled           sorted set of delayed jobs and retries, scored by due time
@@ -58,6 +59,10 @@ class Keys:
     @property
     def workers(self) -> str:
         return self.prefix + "workers"
+
+    @property
+    def expiries(self) -> str:
+        return self.prefix + "expiries"
 
     @property
     def dead(self) -> str:

@@ -17,7 +17,7 @@ from redis.commands.core import Script
 
 JOB_STATE = ("enqueue", "enqueue_many", "fetch", "ack", "release", "fail", "bury", "reclaim", "promote", "cancel",
              "requeue", "purge", "progress")
-NAMES = (*JOB_STATE, "register", "beat", "checkpoint")
+NAMES = (*JOB_STATE, "register", "beat", "checkpoint", "sweep")
 
 
 def _read(name: str) -> str:
@@ -41,6 +41,7 @@ class Scripts:
     bury: Script
     register: Script
     beat: Script
+    sweep: Script
     reclaim: Script
     promote: Script
     cancel: Script

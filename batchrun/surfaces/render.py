@@ -55,13 +55,20 @@ def status(data: dict[str, Any]) -> str:
     lines += [f"  {name:<20} {depth:>8}" for name, depth in data["queues"].items()]
     lines.append(f"in flight: {data['in_flight']}    scheduled: {data.get('scheduled', 0)}    "
                  f"dead-lettered: {data['dead']}")
-    lines.append(f"workers: {len(data['workers'])}")
-    for worker in data["workers"]:
-        beat = worker["heartbeat"] or {}
-        state = f"running {beat['job']}" if beat.get("job") else ("idle" if worker["alive"] else "heartbeat expired")
-        threads = f"  threads {beat['threads']}" if beat.get("threads") else ""
-        lines.append(f"  {worker['id']:<40} pid {beat.get('pid', '?'):>7}  {state}{threads}")
+    hosts = data["hosts"]
+    lines.append(f"workers: {len(data['workers'])} on {len(hosts)} host{'' if len(hosts) == 1 else 's'}")
+    by_id = {w["id"]: w for w in data["workers"]}
+    for host, entry in hosts.items():
+        lines.append(f"  host {host}: {entry['alive']} alive, {entry['busy']} busy, {entry['in_flight']} jobs in flight")
+        lines += [_worker_line(by_id[w]) for w in entry["workers"]]
     return "\n".join(lines)
+
+
+def _worker_line(worker: dict[str, Any]) -> str:
+    beat = worker["heartbeat"] or {}
+    state = f"running {beat['job']}" if beat.get("job") else ("idle" if worker["alive"] else "heartbeat expired")
+    threads = f"  threads {beat['threads']}" if beat.get("threads") else ""
+    return f"    {worker['id']:<40} pid {beat.get('pid', '?'):>7}  {state}{threads}"
 
 
 def dead(jobs: list[dict[str, Any]]) -> str:

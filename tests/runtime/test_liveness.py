@@ -145,3 +145,36 @@ def test_nothing_is_lost_while_workers_and_supervisors_are_killed(project):
     assert supervisor_kills == 2
     wait_for(lambda: all(project.state(j) == "succeeded" for j in ids), timeout=30, what="every job to succeed")
     assert set(project.tags_run("end")) == {f"s{i}" for i in range(600)}
+
+
+def test_a_dead_hosts_jobs_come_back_within_a_second_of_its_heartbeat_ttl(make_project):
+    """Host a dies whole (its process group SIGKILLed). With a beat every 2.5 s, a sweep on a fixed
+    interval could find it up to 2.5 s after the TTL; the sweep timed to the next expiry finds it at once."""
+    project = make_project(heartbeat_ttl="3s", heartbeat_interval="2500ms")
+    ids = [project.submit("sleep", seconds=30.0, tag=f"long{i}") for i in range(2)]
+    doomed = project.supervise("--workers", "2", host="a")
+    for i in range(2):
+        _worker_pid(project, f"long{i}")
+    project.supervise("--workers", "1", host="b")
+    wait_for(lambda: len(project.workers()) == 3, what="the other host's worker")
+    killed = time.time()
+    os.killpg(doomed.pid, signal.SIGKILL)
+    wait_for(lambda: any(project.job(j)["attempts"] == 2 for j in ids), timeout=15, what="a job to run again")
+    rerun = min(project.job(j)["started_at"] for j in ids if project.job(j)["attempts"] == 2)
+    assert rerun - killed < 3.0 + 1.0, f"re-run within TTL + 1 s, took {rerun - killed:.2f}s"
+    wait_for(lambda: sorted(project.state(j) for j in ids) == ["queued", "running"], timeout=5,
+             what="the other job to be put back, to wait for host b's worker")
+
+
+def test_status_groups_workers_by_host_and_a_dead_host_leaves_it(project):
+    doomed = project.supervise("--workers", "1", host="a")
+    project.supervise("--workers", "2", host="b")
+    wait_for(lambda: len(project.workers()) == 3, what="both hosts' workers")
+    hosts = project.client.status()["hosts"]
+    assert {h: len(e["workers"]) for h, e in hosts.items()} == {"host-a": 1, "host-b": 2}
+    text = project.cli("status").stdout
+    assert "workers: 3 on 2 hosts" in text
+    assert text.index("host host-a: 1 alive") < text.index("host host-b: 2 alive")
+    os.killpg(doomed.pid, signal.SIGKILL)
+    wait_for(lambda: project.client.status()["hosts"].get("host-a", {}).get("alive") == 0
+             or "host-a" not in project.client.status()["hosts"], what="host a to leave the status")

@@ -139,7 +139,8 @@ class Project:
         """Start a real supervisor in its own process group, so cleanup can kill it and all its workers.
         `host` names a separate state folder, which is how a test simulates another host."""
         log = open(self.root / f"supervisor-{len(self.processes)}.log", "w")
-        env = self.env if host is None else {**self.env, "BATCHRUN_STATE_DIR": str(self.root / f"host-{host}")}
+        env = self.env if host is None else {**self.env, "BATCHRUN_STATE_DIR": str(self.root / f"host-{host}"),
+                                             "BATCHRUN_HOST_NAME": f"host-{host}"}
         proc = subprocess.Popen([sys.executable, "-m", "batchrun", "supervise", *args], cwd=self.root,
                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

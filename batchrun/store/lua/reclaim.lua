@@ -11,6 +11,7 @@
 -- KEYS[3]  workers set                      batchrun:{ns}:workers
 -- KEYS[4]  the highest-priority queue: entries with no usable record go back
 --          there, so a worker dead-letters them as malformed, with the reason
+-- KEYS[5]  heartbeat expiries               batchrun:{ns}:expiries
 -- ARGV[1..3] prefix, now, events cap (see lib.lua)
 -- ARGV[4]  worker id
 -- ARGV[5]  1 to count a crash against each job, 0 when we stopped the worker ourselves
@@ -50,4 +51,5 @@ for i = #ids, 1, -1 do
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[4])
+redis.call('ZREM', KEYS[5], ARGV[4])
 return {requeued, dead}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from batchrun.definitions.urls import redact
 from batchrun.errors import BatchrunError, ExitCode
 from batchrun.surfaces.cli.parser import build_parser
 
@@ -14,7 +15,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except BatchrunError as exc:
-        print(f"batchrun: error: {exc}", file=sys.stderr)
+        print(redact(f"batchrun: error: {exc}"), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return ExitCode.FAILURE
