@@ -51,6 +51,8 @@ class Settings:
     log_format: str
     log_level: str
     appendfsync: str
+    metrics_port: int | None
+    metrics_host: str
     jobs_dir: Path
     project_dir: Path
 
@@ -126,6 +128,16 @@ def _workers(value: object) -> int | None:
     if count < 1:
         raise ValueError(f"workers must be at least 1, or 'auto' for one per CPU; got {count}")
     return count
+
+
+def _port(value: object) -> int | None:
+    """null (or none, empty) turns the endpoint off."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NO_LIMIT):
+        return None
+    port = _whole_number(value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"expected a TCP port from 0 to 65535, got {port}")
+    return port
 
 
 def _crash_limit(value: object) -> int:
@@ -205,6 +217,8 @@ _KEYS: dict[str, _Key] = {
     "log_format": _Key("log_format", _choice("text", "json"), "text"),
     "log_level": _Key("log_level", _choice("debug", "info", "warning", "error", "critical"), "info"),
     "appendfsync": _Key("appendfsync", _choice("always", "everysec", "no"), "everysec"),
+    "metrics_port": _Key("metrics_port", _port, None),
+    "metrics_host": _Key("metrics_host", _text, "127.0.0.1"),
 }
 
 

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     sup.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
     sup.add_argument("--until-empty", action="store_true", help="exit 0 once nothing is queued or running (for cron)")
     sup.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON")
+    sup.add_argument("--metrics-port", help="serve /metrics and /healthz on this port (default: off)")
+    sup.add_argument("--metrics-host", help="address for --metrics-port (default: 127.0.0.1)")
     sub = add("submit", cmd_submit, "validate and queue a job; prints its id")
     sub.add_argument("job", help="job name, as defined in the jobs folder")
     sub.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter")

@@ -15,11 +15,13 @@ from batchrun.runtime.hostlock import SupervisorLock
 from batchrun.runtime.supervisor import Supervisor, default_workers
 from batchrun.store.connection import connect
 from batchrun.surfaces.cli.common import open_client, settings_for
+from batchrun.surfaces.metrics import serving_metrics
 from batchrun.surfaces.client import Client
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
-    settings = settings_for(args, workers=args.workers, log_format=args.log_format)
+    settings = settings_for(args, workers=args.workers, log_format=args.log_format,
+                            metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     logs.setup(settings.log_format, settings.log_level)
     registry = load_registry(settings.jobs_dir, settings.queues)
     registry.require_valid()
@@ -37,7 +39,8 @@ def cmd_supervise(args: argparse.Namespace) -> int:
             supervisor = Supervisor(settings, registry, connection, settings.workers or default_workers(),
                                     until_empty=args.until_empty, release_in_child=release, previous_id=previous_id)
             lock.record(supervisor.id)
-            return supervisor.run()
+            with serving_metrics(settings, connection.url, registry, supervisor):
+                return supervisor.run()
     finally:
         lock.release()
 
