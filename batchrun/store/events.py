@@ -64,6 +64,12 @@ class EventReader:
         step of follow(), for a reader that must be able to stop."""
         return [_event(entry_id, fields) for entry_id, fields in self._read_after(last, block_ms)]
 
+    @translated
+    def since(self, ts: float, count: int) -> list[dict[str, Any]]:
+        """Up to `count` events from unix time `ts` on, oldest first (stream ids are milliseconds)."""
+        entries = self.client.xrange(self.keys.events, min=str(int(ts * 1000)), count=count)
+        return [_event(entry_id, fields) for entry_id, fields in entries]
+
     def last_id(self) -> str:
         """The id of the newest event, or '0-0' for an empty stream: where a tally starts counting."""
         newest = self.history(1)
