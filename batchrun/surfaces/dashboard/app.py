@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from batchrun.errors import JobNotFound
+from batchrun.surfaces import render as render_text
 from batchrun.surfaces.client import Client
 from batchrun.surfaces.dashboard import api, views
 from batchrun.surfaces.dashboard.security import Guard
@@ -95,7 +96,8 @@ def job_page(request: Request) -> Response:
         info = client.job(job_id)
     except JobNotFound:
         return render(request, "missing.html", status_code=404, job_id=job_id)
-    shown = {k: v for k, v in info.items() if k not in ("params", "result", "error", "traceback")}
+    order = [n for n in render_text.JOB_ORDER if n in info] + sorted(set(info) - set(render_text.JOB_ORDER))
+    shown = {k: info[k] for k in order if k not in ("params", "result", "error", "traceback")}
     return render(request, "job.html", job=info, fields=shown, events=views.job_events(client, job_id),
                   can_cancel=info.get("state") in CANCELLABLE, can_requeue=info.get("state") in REQUEUEABLE)
 

@@ -57,6 +57,10 @@ async function refreshOverview() {
   }
 }
 
+function utc(seconds) {
+  return new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+}
+
 async function refreshJob(panel) {
   const job = await getJSON("/api/jobs/" + encodeURIComponent(panel.dataset.jobId));
   const badge = document.getElementById("job-state");
@@ -65,10 +69,15 @@ async function refreshJob(panel) {
     badge.className = "state state-" + job.state;
     document.querySelectorAll(".actions").forEach((node) => node.remove());
   }
-  const attempts = panel.querySelector('[data-field="attempts"]');
-  if (attempts) attempts.textContent = String(job.attempts);
+  panel.querySelectorAll("[data-field]").forEach((cell) => {
+    const value = job[cell.dataset.field];
+    if (value === undefined) return;
+    cell.textContent = cell.dataset.field.endsWith("_at") && typeof value === "number" ? utc(value) : String(value);
+  });
   const result = document.getElementById("result");
-  if (result && "result" in job) result.textContent = JSON.stringify(job.result, null, 2);
+  if (result && "result" in job) {
+    result.textContent = typeof job.result === "string" ? job.result : JSON.stringify(job.result, null, 2);
+  }
 }
 
 function every(ms, task) {
