@@ -70,14 +70,15 @@ def test_overview_dead_job_requeue_and_run(project: Project, browser: object) ->
     snap(browser, "2-overview-running")
 
     browser.get(base + "/dead")
+    snap(browser, "3-dead-letters")
     browser.find_element(By.LINK_TEXT, doomed).click()
     wait_for(lambda: browser.find_element(By.ID, "job-state").text == "failed", what="the dead job's page")
     assert "failure 1 of 1" in browser.find_element(By.ID, "error").text
-    snap(browser, "3-dead-job")
+    snap(browser, "4-dead-job")
 
     browser.find_element(By.ID, "requeue").click()
     wait_for(lambda: browser.find_element(By.ID, "job-state").text == "succeeded", timeout=30,
              what="the requeued job to run and the page to show it succeeded")
     assert "succeeded after 1 failures" in browser.find_element(By.ID, "result").text
     assert project.state(doomed) == "succeeded"
-    snap(browser, "4-requeued-succeeded")
+    snap(browser, "5-requeued-succeeded")
