@@ -59,9 +59,9 @@ class EventReader:
                 last = _text(entry_id)
                 yield _event(entry_id, fields)
 
-    def after(self, last: str, block_ms: int = FOLLOW_BLOCK_MS) -> list[dict[str, Any]]:
-        """Events appended after stream id `last`, waiting up to block_ms for the first: one bounded
-        step of follow(), for a reader that must be able to stop."""
+    def after(self, last: str, block_ms: int | None = None) -> list[dict[str, Any]]:
+        """Up to READ_COUNT events appended after stream id `last`; with block_ms, wait that long for the
+        first. A reader that polls this instead of following wakes once per poll, not once per event."""
         return [_event(entry_id, fields) for entry_id, fields in self._read_after(last, block_ms)]
 
     @translated
@@ -76,7 +76,7 @@ class EventReader:
         return newest[0]["stream_id"] if newest else "0-0"
 
     @translated
-    def _read_after(self, last: str, block_ms: int = FOLLOW_BLOCK_MS) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    def _read_after(self, last: str, block_ms: int | None = FOLLOW_BLOCK_MS) -> list[tuple[bytes, dict[bytes, bytes]]]:
         reply = self.client.xread({self.keys.events: last}, block=block_ms, count=READ_COUNT)
         return reply[0][1] if reply else []
 
