@@ -1,5 +1,7 @@
 """`batchrun top`: a live terminal view of queues, workers and throughput (rich), one frame a second.
 
+Values read from Redis go into cells as Text, never as strings, so rich never reads them as markup.
+
 It reads the same data as the dashboard (dashboard/views.py), so the two
 never disagree; `--once` prints a single frame, for scripts and tests.
 """
@@ -70,7 +72,7 @@ def _queues(data: dict[str, Any]) -> Table:
     table.add_column("state")
     for queue in data["queues"]:
         state = Text("paused", style="yellow") if queue["paused"] else Text("active", style="green")
-        table.add_row(queue["name"], str(queue["depth"]), state)
+        table.add_row(Text(queue["name"]), str(queue["depth"]), state)
     return table
 
 
@@ -83,8 +85,8 @@ def _workers(workers: list[dict[str, Any]]) -> Table:
         state = "expired" if not w["alive"] else "busy" if w["job"] else "idle"
         memory = f"{w['memory_bytes'] / 2**20:.0f} MiB" if w["memory_bytes"] else "—"
         uptime = f"{w['uptime_s']:.0f}s" if w["uptime_s"] is not None else "—"
-        table.add_row(w["host"], w["id"], str(w["pid"] or "—"), Text(state, style=STATE_STYLES[state]),
-                      w["job"] or "—", memory, uptime)
+        table.add_row(Text(w["host"]), Text(w["id"]), str(w["pid"] or "—"), Text(state, style=STATE_STYLES[state]),
+                      Text(w["job"] or "—"), memory, uptime)
     if not workers:
         table.add_row("—", "no workers running", "", "", "", "", "")
     return table
