@@ -223,6 +223,10 @@ class Metrics:
         self.thread.start()
         log.info("metrics at http://%s:%d/metrics, health at /healthz", *self.address)
 
+    def close_in_child(self) -> None:
+        """A forked worker must not keep the endpoint's port bound (it never serves it)."""
+        self.server.socket.close()
+
     def stop(self) -> None:
         self.tail.stop()
         self.server.shutdown()
@@ -242,6 +246,7 @@ def serving_metrics(settings: Settings, redis_url: str, registry: Registry, supe
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
                           f"{exc.strerror or exc}", Location("settings", None, "metrics_port")) from None
+    supervisor.release_in_child.append(metrics.close_in_child)
     metrics.start()
     try:
         yield

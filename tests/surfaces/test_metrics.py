@@ -7,6 +7,7 @@ import time
 import urllib.error
 import urllib.request
 
+import psutil
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -148,3 +149,13 @@ def test_bad_metrics_port_names_the_flag(project: Project) -> None:
     result = project.cli("supervise", "--metrics-port", "99999", "--until-empty")
     assert result.returncode == 3
     assert "--metrics-port" in result.stderr and "65535" in result.stderr
+
+
+def test_workers_do_not_hold_the_metrics_port(project: Project) -> None:
+    base = serve(project)
+    port = int(base.rsplit(":", 1)[1])
+    supervisor = psutil.Process(project.processes[-1].pid)
+    workers = wait_for(lambda: len(kids := supervisor.children()) == 2 and kids, what="two workers")
+    for worker in workers:
+        assert all(c.laddr.port != port for c in worker.net_connections(kind="tcp") if c.laddr)
+    assert any(c.laddr.port == port for c in supervisor.net_connections(kind="tcp") if c.laddr)
