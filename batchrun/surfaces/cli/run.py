@@ -15,11 +15,12 @@ from batchrun.runtime.hostlock import SupervisorLock
 from batchrun.runtime.supervisor import Supervisor, default_workers
 from batchrun.store.connection import connect
 from batchrun.surfaces.cli.common import open_client, settings_for
-from batchrun.surfaces.metrics import serving_metrics
 from batchrun.surfaces.client import Client
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
+    from batchrun.surfaces.metrics import serving_metrics  # here: other commands need not load prometheus-client
+
     settings = settings_for(args, workers=args.workers, log_format=args.log_format,
                             metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     logs.setup(settings.log_format, settings.log_level)
