@@ -16,6 +16,7 @@ from tests.support.project import Project, wait_for
 from tests.surfaces.dashboard_support import start_dashboard
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -49,6 +50,14 @@ def snap(driver: object, name: str) -> None:
         driver.save_screenshot(str(Path(folder) / f"{name}.png"))
 
 
+def text_of(driver: object, by: str, what: str) -> str:
+    """The element's text, or '' while the page is loading (the element may be missing or stale)."""
+    try:
+        return driver.find_element(by, what).text
+    except WebDriverException:
+        return ""
+
+
 def test_overview_dead_job_requeue_and_run(project: Project, browser: object) -> None:
     (project.root / "jobs" / "once-failing.yaml").write_text(ONCE_FAILING)
     base = start_dashboard(project)
@@ -65,19 +74,20 @@ def test_overview_dead_job_requeue_and_run(project: Project, browser: object) ->
     wait_for(lambda: project.state(doomed) == "failed" and project.state(queued) == "succeeded",
              what="the queued job to succeed and the once-failing job to be dead-lettered")
     browser.get(base + "/")
-    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, '[data-count="workers"]').text == "2",
+    wait_for(lambda: text_of(browser, By.CSS_SELECTOR, '[data-count="workers"]') == "2",
              what="the overview to show two workers")
     snap(browser, "2-overview-running")
 
     browser.get(base + "/dead")
     snap(browser, "3-dead-letters")
     browser.find_element(By.LINK_TEXT, doomed).click()
-    wait_for(lambda: browser.find_element(By.ID, "job-state").text == "failed", what="the dead job's page")
+    wait_for(lambda: text_of(browser, By.ID, "job-state") == "failed", what="the dead job's page")
     assert "failure 1 of 1" in browser.find_element(By.ID, "error").text
     snap(browser, "4-dead-job")
 
     browser.find_element(By.ID, "requeue").click()
-    wait_for(lambda: browser.find_element(By.ID, "job-state").text == "succeeded", timeout=30,
+    wait_for(lambda: text_of(browser, By.CSS_SELECTOR, ".notice") == "requeued", what="the page after requeue")
+    wait_for(lambda: text_of(browser, By.ID, "job-state") == "succeeded", timeout=30,
              what="the requeued job to run and the page to show it succeeded")
     assert "succeeded after 1 failures" in browser.find_element(By.ID, "result").text
     assert project.state(doomed) == "succeeded"
