@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from tests.support.project import Project, wait_for
 
@@ -68,8 +69,15 @@ def start_dashboard(project: Project, *args: str) -> str:
     log.close()
     project.processes.append(proc)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: proc.poll() is None and _answers(base), what="the dashboard to answer")
+    wait_for(lambda: _answers(base) or _exited(proc, project.root / f"dashboard-{port}.log"),
+             what="the dashboard to answer")
     return base
+
+
+def _exited(proc: subprocess.Popen, log: Path) -> bool:
+    if proc.poll() is not None:
+        raise AssertionError(f"the dashboard exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+    return False
 
 
 def _answers(base: str) -> bool:

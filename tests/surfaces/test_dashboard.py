@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import urllib.request
 
 import pytest
 
@@ -32,6 +33,9 @@ def test_pages_and_api_contracts(project: Project) -> None:
     shown = project.cli("show", job_id, "--json")
     assert status == 200 and json.loads(body) == json.loads(shown.stdout)
     assert browser.get("/api/jobs/01nosuchjob000000000000")[0] == 404
+    with urllib.request.urlopen(browser.base + "/") as reply:
+        assert reply.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in reply.headers["Content-Security-Policy"]
     status, page = browser.get("/jobs/01nosuchjob000000000000")
     assert status == 404 and "No job" in page
 

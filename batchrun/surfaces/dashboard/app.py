@@ -16,10 +16,13 @@ import jinja2
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchrun.errors import JobNotFound
 from batchrun.surfaces import render as render_text
@@ -28,6 +31,14 @@ from batchrun.surfaces.dashboard import api, views
 from batchrun.surfaces.dashboard.security import Guard
 
 HERE = Path(__file__).parent
+# No scripts, styles or frames from anywhere else, and never inside another site's frame: an action button
+# must not be clickable through a page that hides it (CSRF tokens do not stop that).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 CANCELLABLE = ("queued", "scheduled", "retrying", "running")
 REQUEUEABLE = ("failed", "dead")
 
@@ -155,6 +166,21 @@ async def purge_dead(request: Request) -> Response:
     return _back("/dead", f"deleted {deleted} dead-lettered jobs")
 
 
+class SecurityHeaders:
+    """ASGI middleware adding SECURITY_HEADERS to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(SECURITY_HEADERS)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
+
+
 def build_app(client: Client, guard: Guard) -> Starlette:
     routes = [
         Route("/", overview_page),
@@ -167,7 +193,7 @@ def build_app(client: Client, guard: Guard) -> Starlette:
         *api.routes,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.client = client
     app.state.guard = guard
     app.state.templates = templates()
