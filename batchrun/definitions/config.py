@@ -61,6 +61,8 @@ class Settings:
     max_checkpoint_bytes: int
     min_replicas: int
     replica_timeout_s: float
+    metrics_port: int | None
+    metrics_host: str
     jobs_dir: Path
     project_dir: Path
 
@@ -166,6 +168,16 @@ def _workers(value: object) -> int | None:
     return count
 
 
+def _port(value: object) -> int | None:
+    """null (or none, empty) turns the endpoint off."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NO_LIMIT):
+        return None
+    port = _whole_number(value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"expected a TCP port from 0 to 65535, got {port}")
+    return port
+
+
 def _crash_limit(value: object) -> int:
     limit = _whole_number(value)
     if limit < 1:
@@ -249,6 +261,8 @@ _KEYS: dict[str, _Key] = {
     "max_checkpoint": _Key("max_checkpoint_bytes", _positive(parse_size), "64KiB"),
     "min_replicas": _Key("min_replicas", _at_least(0), 0),
     "replica_timeout": _Key("replica_timeout_s", _positive(parse_duration), "1s"),
+    "metrics_port": _Key("metrics_port", _port, None),
+    "metrics_host": _Key("metrics_host", _text, "127.0.0.1"),
 }
 
 

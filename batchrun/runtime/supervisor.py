@@ -111,6 +111,7 @@ class Supervisor:
         self.cancel_requests: set[str] = set()
         self.next_promote = 0.0
         self.wakeup_r, self.wakeup_w = os.pipe()
+        self.last_tick = 0.0  # time.monotonic() of the last tick; /healthz reads it from another thread
         self.release_in_child.append(self._close_wakeup_pipe)
 
     def run(self) -> int:
@@ -130,6 +131,7 @@ class Supervisor:
         return self.exit_code
 
     def tick(self) -> None:
+        self.last_tick = time.monotonic()
         self.handle_signals()
         self.reap()
         self.reclaim()

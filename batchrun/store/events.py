@@ -22,6 +22,7 @@ from batchrun.store.keys import Keys
 FINAL_STATES = frozenset({"succeeded", "failed", "dead", "cancelled"})
 WAIT_POLL_S = 0.5
 FOLLOW_BLOCK_MS = 1000
+READ_COUNT = 5000
 
 
 def _text(value: bytes | str) -> str:
@@ -58,9 +59,25 @@ class EventReader:
                 last = _text(entry_id)
                 yield _event(entry_id, fields)
 
+    def after(self, last: str, block_ms: int | None = None) -> list[dict[str, Any]]:
+        """Up to READ_COUNT events appended after stream id `last`; with block_ms, wait that long for the
+        first. A reader that polls this instead of following wakes once per poll, not once per event."""
+        return [_event(entry_id, fields) for entry_id, fields in self._read_after(last, block_ms)]
+
     @translated
-    def _read_after(self, last: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        reply = self.client.xread({self.keys.events: last}, block=FOLLOW_BLOCK_MS)
+    def since(self, ts: float, count: int) -> list[dict[str, Any]]:
+        """Up to `count` events from unix time `ts` on, oldest first (stream ids are milliseconds)."""
+        entries = self.client.xrange(self.keys.events, min=str(int(ts * 1000)), count=count)
+        return [_event(entry_id, fields) for entry_id, fields in entries]
+
+    def last_id(self) -> str:
+        """The id of the newest event, or '0-0' for an empty stream: where a tally starts counting."""
+        newest = self.history(1)
+        return newest[0]["stream_id"] if newest else "0-0"
+
+    @translated
+    def _read_after(self, last: str, block_ms: int | None = FOLLOW_BLOCK_MS) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        reply = self.client.xread({self.keys.events: last}, block=block_ms, count=READ_COUNT)
         return reply[0][1] if reply else []
 
     @translated

@@ -72,6 +72,14 @@ class Inspector:
         return found
 
     @translated
+    def waiting(self, queues: Sequence[str], per_queue: int) -> dict[str, list[str]]:
+        """The ids next in line in each queue (at most per_queue each), for a dashboard to show."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.lrange(self.keys.queue(queue), 0, per_queue - 1)
+            return {q: [_text(i) for i in ids] for q, ids in zip(queues, pipe.execute())}
+
+    @translated
     def dead_count(self) -> int:
         return self.client.llen(self.keys.dead)
 

@@ -39,6 +39,7 @@ for i = #ids, 1, -1 do
         if ARGV[5] == '1' then
             crashes = crashes + 1
             redis.call('HSET', rec.key, 'crashes', crashes, 'last_crash', ARGV[7])
+            emit(ctx, id, 'crashed', rec.job, ARGV[7])
         end
         if crashes >= tonumber(ARGV[6]) and not rec.cancel then
             bury_record(ctx, id, rec.key, 'dead', rec.job,

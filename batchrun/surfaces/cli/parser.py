@@ -8,6 +8,7 @@ from pathlib import Path
 from batchrun.surfaces.cli.common import positive_int, seconds
 from batchrun.surfaces.cli.deadletter import cmd_dead, cmd_purge, cmd_requeue
 from batchrun.surfaces.cli.inspect import cmd_events, cmd_jobs, cmd_show, cmd_status
+from batchrun.surfaces.cli.operate import cmd_dashboard, cmd_top
 from batchrun.surfaces.cli.run import cmd_cancel, cmd_submit, cmd_supervise, cmd_wait
 
 
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     sup.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
     sup.add_argument("--until-empty", action="store_true", help="exit 0 once nothing is queued or running (for cron)")
     sup.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON")
+    sup.add_argument("--metrics-port", help="serve /metrics and /healthz on this port (default: off)")
+    sup.add_argument("--metrics-host", help="address for --metrics-port (default: 127.0.0.1)")
     sub = add("submit", cmd_submit, "validate and queue a job; prints its id")
     sub.add_argument("job", help="job name, as defined in the jobs folder")
     sub.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter")
@@ -62,4 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "show":
             cmd.add_argument("job_id")
     add("jobs", cmd_jobs, "list job definitions and report invalid files")
+    dash = add("dashboard", cmd_dashboard, "serve the web dashboard (needs the web extra)")
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    dash.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080)")
+    dash.add_argument("--token", help="token that actions need when bound beyond loopback "
+                      "(default: $BATCHRUN_DASHBOARD_TOKEN); without one such a dashboard is read-only")
+    top = add("top", cmd_top, "live view of queues, workers and throughput, refreshed every second")
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.add_argument("--interval", type=seconds, default=1.0, help="refresh interval (default: 1s)")
     return parser

@@ -21,7 +21,10 @@ from batchrun.surfaces.client import Client
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
-    settings = settings_for(args, workers=args.workers, log_format=args.log_format)
+    from batchrun.surfaces.metrics import serving_metrics  # here: other commands need not load prometheus-client
+
+    settings = settings_for(args, workers=args.workers, log_format=args.log_format,
+                            metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     logs.setup(settings.log_format, settings.log_level)
     registry = load_registry(settings.jobs_dir, settings.queues)
     registry.require_valid()
@@ -41,7 +44,8 @@ def cmd_supervise(args: argparse.Namespace) -> int:
             supervisor = Supervisor(settings, registry, connection, workers, until_empty=args.until_empty,
                                     release_in_child=release, previous_id=previous_id, thread_cap=cap)
             lock.record(supervisor.id)
-            return supervisor.run()
+            with serving_metrics(settings, connection.url, registry, supervisor):
+                return supervisor.run()
     finally:
         lock.release()
 
