@@ -32,6 +32,7 @@ from batchrun.errors import BatchrunError, ExitCode, RedisUnavailable
 from batchrun.runtime.childproc import signal_process
 from batchrun.runtime.exits import describe_exit
 from batchrun.runtime.liveness import Liveness, process_gone
+from batchrun.runtime.scheduler import Scheduler
 from batchrun.runtime.slots import Slots
 from batchrun.runtime.watchdog import Interrupt, Watchdog, kill_worker
 from batchrun.runtime.worker import Identity, WorkerExit
@@ -108,6 +109,7 @@ class Supervisor:
                                  self.settings.heartbeat_interval_s, self.settings.heartbeat_ttl_s)
         self.cancel_requests: set[str] = set()
         self.next_promote = 0.0
+        self.scheduler = Scheduler(self.broker, self.inspector, self.registry)
         self.wakeup_r, self.wakeup_w = os.pipe()
         self.release_in_child.append(self._close_wakeup_pipe)
 
@@ -137,6 +139,7 @@ class Supervisor:
             self.advance_stop()
             return
         self.check_server()
+        self.scheduler.step()
         self.promote()
         self.check_until_empty()
         if self.stop is None:
@@ -163,6 +166,7 @@ class Supervisor:
         timeout = UNTIL_EMPTY_TICK_S if self.until_empty or self.stop else self.settings.promote_interval_s
         timeout = max(0.0, min(timeout, self.next_promote - time.monotonic(),
                                self.liveness.next_beat - time.monotonic()))
+        timeout = min(timeout, self.scheduler.seconds_until_due())
         if self.signals:
             return
         ready, _, _ = select.select([self.wakeup_r], [], [], timeout)

@@ -17,7 +17,9 @@ from redis.commands.core import Script
 
 JOB_STATE = ("enqueue", "enqueue_many", "fetch", "ack", "release", "fail", "bury", "reclaim", "promote", "cancel",
              "requeue", "purge")
+JOB_STATE += ("fire", "enqueue_controlled")
 NAMES = (*JOB_STATE, "register", "beat")
+NAMES += ("pause",)
 
 
 def _read(name: str) -> str:
@@ -46,6 +48,9 @@ class Scripts:
     cancel: Script
     requeue: Script
     purge: Script
+    fire: Script
+    enqueue_controlled: Script
+    pause: Script
 
     def __init__(self, client: redis.Redis) -> None:
         for name in NAMES:

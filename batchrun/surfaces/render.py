@@ -37,7 +37,8 @@ def job(info: dict[str, Any]) -> str:
 
 def status(data: dict[str, Any]) -> str:
     lines = ["queues (highest priority first):"]
-    lines += [f"  {name:<20} {depth:>8}" for name, depth in data["queues"].items()]
+    paused = set(data.get("paused", ()))
+    lines += [f"  {name:<20} {depth:>8}{'  paused' if name in paused else ''}" for name, depth in data["queues"].items()]
     lines.append(f"in flight: {data['in_flight']}    scheduled: {data.get('scheduled', 0)}    "
                  f"dead-lettered: {data['dead']}")
     lines.append(f"workers: {len(data['workers'])}")
@@ -75,3 +76,14 @@ def definitions(defs: Iterable[JobDefinition]) -> str:
         params = ", ".join(f"{p.name}:{p.type}{'' if p.required else '?'}" for p in d.params.values())
         lines.append(f"{d.name:<24} queue={d.queue:<10} {runs}  ({params})")
     return "\n".join(lines) if lines else "(no job definitions)"
+
+
+def schedules(data: list[dict[str, Any]]) -> str:
+    if not data:
+        return "(no schedules in the job files)"
+    lines = [f"{'job':<24} {'expression':<16} {'timezone':<16} {'last fire':<29} next fire"]
+    for item in data:
+        last = _when(item["last_fire"]) if item["last_fire"] is not None else "never"
+        lines.append(f"{item['job']:<24} {item['expression']:<16} {item['timezone']:<16} {last:<29} "
+                     f"{_when(item['next_fire'])}")
+    return "\n".join(lines)

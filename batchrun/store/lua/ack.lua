@@ -20,9 +20,11 @@ for i = 5, #ARGV, 2 do
     elseif redis.call('LREM', KEYS[1], 1, id) == 1 then
         redis.call('HSET', key, 'state', 'succeeded', 'finished_at', ctx.now, 'result', ARGV[i + 1])
         redis.call('PEXPIRE', key, ARGV[4])
-        if ctx.cap > 0 then
-            emit(ctx, id, 'succeeded', redis.call('HGET', key, 'job'), '')
+        local fields = redis.call('HMGET', key, 'job', 'limit')
+        if fields[2] then
+            free_slot(ctx, id, fields[1])
         end
+        emit(ctx, id, 'succeeded', fields[1], '')
         stored = stored + 1
     end
 end

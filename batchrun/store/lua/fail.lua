@@ -36,11 +36,14 @@ if redis.call('TYPE', KEYS[2]).ok ~= 'hash' then
     redis.call('LREM', KEYS[1], 1, id)
     return 0
 end
-local fields = redis.call('HMGET', KEYS[2], 'job', 'failures', 'cancel_requested')
+local fields = redis.call('HMGET', KEYS[2], 'job', 'failures', 'cancel_requested', 'limit')
 local job = fields[1] or ''
 local failures = math.max(math.floor(tonumber(fields[2]) or 0), 0) + 1
 redis.call('LREM', KEYS[1], 1, id)
 redis.call('HDEL', KEYS[3], 'job', 'job_started_at')
+if fields[4] then
+    free_slot(ctx, id, job)
+end
 if fields[3] then
     redis.call('HSET', KEYS[2], 'error', ARGV[6], 'traceback', ARGV[7])
     cancel(ctx, id, KEYS[2], job, ARGV[10])

@@ -34,6 +34,9 @@ for i = #ids, 1, -1 do
         redis.call('LPUSH', ctx.prefix .. 'wake', '1')
         requeued = requeued + 1
     else
+        if rec.limit then
+            free_slot(ctx, id, rec.job)
+        end
         local crashes = tonumber(redis.call('HGET', rec.key, 'crashes')) or 0
         if ARGV[5] == '1' then
             crashes = crashes + 1

@@ -19,6 +19,9 @@ for i = #ARGV, 5, -1 do
     if rec and redis.call('LREM', KEYS[1], 1, id) == 1 then
         local attempts = tonumber(redis.call('HGET', rec.key, 'attempts')) or 1
         redis.call('HSET', rec.key, 'attempts', math.max(attempts - 1, 0))
+        if rec.limit then
+            free_slot(ctx, id, rec.job)
+        end
         put_back(ctx, id, rec, ARGV[4], 'released unstarted')
         released = released + 1
     end
