@@ -6,6 +6,9 @@
 -- ARGV[4]  result retention, milliseconds
 -- ARGV[5..] job id, result JSON, job id, result JSON, ...
 --
+-- A concurrency-limited job frees its slot (batchrun:{ns}:active:<job>) and lets the
+-- oldest waiting one back into its queue (free_slot in lib.lua).
+--
 -- Returns the number of jobs recorded. An id whose record is gone or is not a
 -- hash (tampered with) is dropped, as there is nothing to record it in. A job
 -- no longer in this worker's processing list was reclaimed after the worker

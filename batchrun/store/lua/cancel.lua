@@ -12,6 +12,8 @@
 -- ARGV[4]  job id
 -- ARGV[5]  retention of the cancelled job's record, milliseconds
 --
+-- A queued job parked by its concurrency limit is removed from batchrun:{ns}:waiting:<job>.
+--
 -- Returns 'cancelled', 'cancelling' (it runs; its worker will be stopped),
 -- 'missing' (no such job), or 'ended' when it had already ended (nothing changes).
 local ctx = context()

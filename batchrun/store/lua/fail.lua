@@ -19,6 +19,8 @@
 -- ARGV[9]  when to retry, unix seconds, if it is retried
 -- ARGV[10] retention of a cancelled job's record, milliseconds
 --
+-- A concurrency-limited job frees its slot whatever the outcome (free_slot in lib.lua).
+--
 -- A job someone asked to cancel while it ran ends cancelled instead (error
 -- kept), so a failure can never bring it back.
 --

@@ -19,6 +19,8 @@
 -- ARGV[8]  1 to reclaim only if the heartbeat has expired (it is checked here, atomically)
 -- ARGV[9]  retention of cancelled jobs' records, milliseconds
 --
+-- Each concurrency-limited job frees its slot (free_slot in lib.lua) before it is put back.
+--
 -- Returns {requeued, dead}, or -1 when the heartbeat still exists and ARGV[8] is 1.
 local ctx = context()
 if ARGV[8] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then

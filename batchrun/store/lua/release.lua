@@ -9,6 +9,8 @@
 -- ARGV[4]  retention of cancelled jobs' records, milliseconds
 -- ARGV[5..] job ids, in the order they were taken
 --
+-- A concurrency-limited job given back frees its slot (free_slot in lib.lua).
+--
 -- Returns the number of jobs given back. An id with no usable record stays in
 -- the processing list (the worker dead-letters it).
 local ctx = context()
