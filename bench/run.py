@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from bench import cpu, footprint, latency, recovery, throughput
+from bench import flow
 from bench.harness import redis_server, summary
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,6 +45,8 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool], str]] = {
     "supervisor_rss_mb": ("", lambda v: True, "MB"),
     "idle_worker_rss_mb": ("< 40", lambda v: v < 40, "MB"),
     "scaling_speedup": ("", lambda v: True, "x"),
+    "limited_waiting_cpu_ms_per_s": ("about idle", lambda v: True, "ms/s"),
+    "limited_waiting_redis_cmds_per_s": ("about idle", lambda v: True, "cmd/s"),
 }
 
 
@@ -80,6 +83,8 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     scale = cpu.scaling(workdir, url, 4 if quick else 16, w)
     figures.update(scaling_one_worker_s=scale["one_worker_s"], scaling_n_workers_s=scale[f"{w}_workers_s"],
                    scaling_speedup=scale["speedup"])
+    waiting = flow.waiting_cost(workdir, url, w)
+    figures.update({f"limited_{name}": value for name, value in waiting.items()})
     return figures
 
 
