@@ -65,6 +65,10 @@ def event(data: dict[str, Any]) -> str:
     detail = data.get("detail") or ""
     if data.get("event") == "scheduled":
         detail = f"due {_when(float(detail))}" if detail.replace(".", "", 1).isdigit() else detail
+    if data.get("event") == "fired" and " due " in detail:
+        schedule, _, rest = detail.partition(" due ")
+        due, _, note = rest.partition(";")
+        detail = f"{schedule} due {_when(float(due))}{';' + note if note else ''}" if _is_number(due) else detail
     detail = f"  {detail}" if detail else ""
     return f"{when}  {data.get('event', '?'):<10} {data.get('id', '?')}  {data.get('job', '')}{detail}"
 
@@ -87,3 +91,11 @@ def schedules(data: list[dict[str, Any]]) -> str:
         lines.append(f"{item['job']:<24} {item['expression']:<16} {item['timezone']:<16} {last:<29} "
                      f"{_when(item['next_fire'])}")
     return "\n".join(lines)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
