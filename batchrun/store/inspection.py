@@ -83,6 +83,14 @@ class Inspector:
         return sorted(_text(q) for q in self.client.smembers(self.keys.paused))
 
     @translated
+    def waiting_counts(self, jobs: Sequence[str]) -> dict[str, int]:
+        """Jobs parked while their concurrency slots are full, per job name."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.llen(self.keys.waiting(job))
+            return dict(zip(jobs, pipe.execute()))
+
+    @translated
     def schedule_marks(self, schedule_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per schedule: the last due time handled, and when it last fired which job (None if never)."""
         fields = [f for sid in schedule_ids for f in (sid, f"{sid}:fired_at", f"{sid}:job")]

@@ -168,7 +168,10 @@ class Client:
         return info
 
     def status(self) -> dict[str, Any]:
-        return self.inspector.status(self.settings.queues)
+        status = self.inspector.status(self.settings.queues)
+        limited = sorted(d.name for d in self.registry.definitions.values() if d.concurrency)
+        status["waiting"] = self.inspector.waiting_counts(limited) if limited else {}
+        return status
 
     def close(self) -> None:
         self.connection.close()

@@ -41,6 +41,9 @@ def status(data: dict[str, Any]) -> str:
     lines += [f"  {name:<20} {depth:>8}{'  paused' if name in paused else ''}" for name, depth in data["queues"].items()]
     lines.append(f"in flight: {data['in_flight']}    scheduled: {data.get('scheduled', 0)}    "
                  f"dead-lettered: {data['dead']}")
+    waiting = {job: n for job, n in data.get("waiting", {}).items() if n}
+    if waiting:
+        lines.append("waiting for a concurrency slot: " + ", ".join(f"{job} {n}" for job, n in waiting.items()))
     lines.append(f"workers: {len(data['workers'])}")
     for worker in data["workers"]:
         beat = worker["heartbeat"] or {}

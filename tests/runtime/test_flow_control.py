@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -124,9 +125,11 @@ def _never_overlap(project, prefix: str, killed_first: bool = False) -> None:
 @pytest.mark.timeout(60)
 def test_four_limited_jobs_never_overlap_and_waiting_ones_hold_no_worker(project):
     _define(project, "single", "concurrency: 1\n")
-    ids = [project.submit("single", seconds=0.3, tag=f"s{i}") for i in range(4)]
+    ids = [project.submit("single", seconds=0.6, tag=f"s{i}") for i in range(4)]
     project.supervise("--workers", "3")
     wait_for(lambda: project.redis.llen(project.keys.waiting("single")) == 3, what="three parked jobs")
+    assert project.client.status()["waiting"]["single"] in (2, 3)
+    assert re.search(r"waiting for a concurrency slot: single [1-3]\b", project.cli("status").stdout)
     free = project.submit("sleep", seconds=0, tag="free")
     assert project.client.wait([free], 20) == {free: "succeeded"}
     assert project.client.wait(ids, 30) == {i: "succeeded" for i in ids}
