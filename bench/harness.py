@@ -23,6 +23,7 @@ JOBS = {
     "burn": "handler: benchjobs:burn\nparams:\n  loops: {type: int, required: true}\n",
     "stamp": "handler: benchjobs:stamp\nparams:\n  sent: {type: float, required: true}\n",
     "sleep": "handler: benchjobs:sleep\nparams:\n  seconds: {type: float, required: true}\n",
+    "sleep-limited": "handler: benchjobs:sleep\nconcurrency: 1\nparams:\n  seconds: {type: float, required: true}\n",
 }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench import cpu, datajobs, footprint, hosts, latency, recovery, replicas, throughput
+from bench import cpu, datajobs, flow, footprint, hosts, latency, recovery, replicas, throughput
 from bench.harness import redis_server, summary
 
 RESULTS = Path(__file__).parent / "results"
@@ -51,6 +51,8 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool], str]] = {
     "beat_us_per_worker": ("", lambda v: True, "us"),
     "sweep_us_fleet": ("flat", lambda v: True, "us"),
     "beat_round_server_cpu_s": ("< interval", lambda v: v < 2.0, "s"),
+    "limited_waiting_cpu_ms_per_s": ("about idle", lambda v: True, "ms/s"),
+    "limited_waiting_redis_cmds_per_s": ("about idle", lambda v: True, "cmd/s"),
 }
 
 
@@ -96,6 +98,8 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     figures.update({f"{name}_10ms": value for name, value in timed.items()})
     figures.update(hosts.fleet(url, 1_000, 64, 1 if quick else 3))
     figures.update(replicas.submit_rates(workdir / f"replicas-{time.monotonic_ns()}", 500 if quick else 3_000))
+    waiting = flow.waiting_cost(workdir, url, w)
+    figures.update({f"limited_{name}": value for name, value in waiting.items()})
     return figures
 
 

@@ -7,6 +7,7 @@ not imported here; that happens in the worker, with the project on sys.path.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -18,12 +19,13 @@ from typing import Any
 from batchrun.definitions.backoff import DEFAULT as DEFAULT_BACKOFF, KINDS as BACKOFF_KINDS, Backoff
 from batchrun.definitions.config import NAME_PATTERN
 from batchrun.definitions.durations import parse_duration, parse_size
+from batchrun.definitions.schedule import Schedule, parse_schedules
 from batchrun.definitions.params import MISSING, TYPES, Param, check_value, parse_cli_params, validate_params
 from batchrun.definitions.yamlfile import Document, did_you_mean, display_path, load
 from batchrun.errors import ConfigError, ConfigErrors, Location, SubmitError
 
 _JOB_KEYS = ("name", "description", "handler", "command", "queue", "params", "timeout",
-             "retries", "backoff", "memory_limit", "threads")
+             "retries", "backoff", "memory_limit", "threads", "schedule", "unique", "concurrency")
 _BACKOFF_KEYS = ("kind", "delay", "max", "jitter")
 _PARAM_KEYS = ("type", "required", "default", "description")
 _HANDLER = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
@@ -47,9 +49,20 @@ class JobDefinition:
     memory_limit_bytes: int | None
     description: str
     threads: int | None = None
+    schedules: tuple[Schedule, ...] = ()
+    unique: bool = False
+    concurrency: int | None = None
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return validate_params(self.name, self.params, params)
+
+    def unique_key(self, params: Mapping[str, Any]) -> str:
+        """For a unique job, what makes two submits the same job: its name and its validated params
+        as canonical JSON (hashed, to keep the key short); the empty string for other jobs."""
+        if not self.unique:
+            return ""
+        canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return f"{self.name}:{hashlib.sha256(canonical.encode()).hexdigest()}"
 
     def parse_cli_params(self, pairs: Sequence[str], *, validate: bool = True) -> dict[str, Any]:
         return parse_cli_params(self.name, self.params, pairs, validate=validate)
@@ -141,6 +154,9 @@ def parse_job(doc: Document, queues: Sequence[str]) -> JobDefinition:
         memory_limit_bytes=_field(doc, "memory_limit", _positive_size, None),
         description=_field(doc, "description", _string, ""),
         threads=_field(doc, "threads", _threads, None),
+        schedules=parse_schedules(doc, _parse_name(doc, data.get("name")), params),
+        unique=_field(doc, "unique", _bool, False),
+        concurrency=_field(doc, "concurrency", _concurrency, None),
     )
 
 
@@ -186,6 +202,12 @@ def _retries(value: object) -> int:
 def _threads(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"expected a whole number of native threads >= 1, got {value!r}")
+    return value
+
+
+def _concurrency(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"expected a whole number >= 1 (jobs of this kind running at once), got {value!r}")
     return value
 
 

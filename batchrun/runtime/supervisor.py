@@ -31,6 +31,7 @@ from batchrun.errors import BatchrunError, ExitCode, RedisUnavailable
 from batchrun.runtime.childproc import signal_process
 from batchrun.runtime.exits import describe_exit
 from batchrun.runtime.liveness import Liveness, process_gone
+from batchrun.runtime.scheduler import Scheduler
 from batchrun.runtime.slots import Slots
 from batchrun.runtime.threads import ThreadCap, available_cpus
 from batchrun.runtime.sweep import ExpirySweep
@@ -110,6 +111,7 @@ class Supervisor:
                                  self.settings.heartbeat_interval_s, self.settings.heartbeat_ttl_s)
         self.cancel_requests: set[str] = set()
         self.next_promote = 0.0
+        self.scheduler = Scheduler(self.broker, self.inspector, self.registry)
         self.wakeup_r, self.wakeup_w = os.pipe()
         self.last_tick = 0.0  # time.monotonic() of the last tick; /healthz reads it from another thread
         self.release_in_child.append(self._close_wakeup_pipe)
@@ -141,6 +143,7 @@ class Supervisor:
             self.advance_stop()
             return
         self.check_server()
+        self.scheduler.step()
         self.promote()
         self.check_until_empty()
         if self.stop is None:
@@ -167,6 +170,7 @@ class Supervisor:
         timeout = UNTIL_EMPTY_TICK_S if self.until_empty or self.stop else self.settings.promote_interval_s
         timeout = max(0.0, min(timeout, self.next_promote - time.monotonic(),
                                self.liveness.next_beat - time.monotonic(), self.sweep.next_at - time.monotonic()))
+        timeout = min(timeout, self.scheduler.seconds_until_due())
         if self.signals:
             return
         ready, _, _ = select.select([self.wakeup_r], [], [], timeout)

@@ -145,6 +145,48 @@ class Broker:
             return sum(pipe.execute())
 
     @translated
+    def enqueue_controlled(self, job_id: str, job: str, params_json: bytes, queue: str, due: float = 0.0, *,
+                           unique_key: str = "", limit: int | None = None) -> tuple[str, bool]:
+        """Enqueue a unique or limited job (enqueue_controlled.lua); returns (id, created). For a unique
+        job whose twin has not ended, that twin's id and False."""
+        k = self.keys
+        found, created = self.scripts.enqueue_controlled(
+            keys=[k.job(job_id), k.unique],
+            args=[*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due, unique_key,
+                  "" if limit is None else limit],
+        )
+        return _text(found), bool(created)
+
+    @translated
+    def fire(self, schedule_id: str, due: float, job_id: str, job: str, params_json: bytes, queue: str, *,
+             unique_key: str = "", limit: int | None = None) -> int:
+        """Fire one due time of a schedule (fire.lua): 1 queued, 2 recorded but its unique twin runs,
+        0 fired already (by this or another supervisor)."""
+        k = self.keys
+        return int(self.scripts.fire(
+            keys=[k.schedules, k.job(job_id)],
+            args=[*self._context(), schedule_id, repr(due), job_id, job, params_json, queue, WAKE_TOKEN_CAP,
+                  unique_key, "" if limit is None else limit],
+        ))
+
+    @translated
+    def mark_schedules(self, handled: dict[str, float]) -> None:
+        """Record a first 'handled up to' due time for schedules never seen before (never overwriting one),
+        so that due times missed while every supervisor is down are known as missed."""
+        if handled:
+            with self.client.pipeline(transaction=False) as pipe:
+                for schedule_id, due in handled.items():
+                    pipe.hsetnx(self.keys.schedules, schedule_id, repr(due))
+                pipe.execute()
+
+    @translated
+    def set_paused(self, queues: Sequence[str], paused: bool) -> int:
+        """Pause or resume queues (pause.lua); returns how many changed."""
+        k = self.keys
+        return int(self.scripts.pause(keys=[k.paused, k.wake, *map(k.queue, queues)],
+                                      args=["pause" if paused else "resume", WAKE_TOKEN_CAP, *queues]))
+
+    @translated
     def register_worker(self, worker_id: str, ttl_s: float, info: dict[str, str | int | float]) -> None:
         fields = [item for pair in info.items() for item in pair]
         self.scripts.register(

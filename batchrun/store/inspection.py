@@ -87,12 +87,36 @@ class Inspector:
     def dead_ids(self, start: int = 0, stop: int = -1) -> list[str]:
         return [_text(i) for i in self.client.lrange(self.keys.dead, start, stop)]
 
+    @translated
+    def paused(self) -> list[str]:
+        return sorted(_text(q) for q in self.client.smembers(self.keys.paused))
+
+    @translated
+    def waiting_counts(self, jobs: Sequence[str]) -> dict[str, int]:
+        """Jobs parked while their concurrency slots are full, per job name."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.llen(self.keys.waiting(job))
+            return dict(zip(jobs, pipe.execute()))
+
+    @translated
+    def schedule_marks(self, schedule_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per schedule: the last due time handled, and when it last fired which job (None if never)."""
+        fields = [f for sid in schedule_ids for f in (sid, f"{sid}:fired_at", f"{sid}:job")]
+        values = self.client.hmget(self.keys.schedules, fields) if fields else []
+        marks = {}
+        for i, sid in enumerate(schedule_ids):
+            due, fired_at, job = values[3 * i:3 * i + 3]
+            marks[sid] = {"due": _float(due), "fired_at": _float(fired_at), "job": _text(job) if job else None}
+        return marks
+
     def in_flight(self) -> int:
         return sum(w["in_flight"] for w in self.workers())
 
     def is_idle(self, queues: Sequence[str]) -> bool:
         """Nothing queued, in any worker's hands or waiting for a retry: what --until-empty waits for.
-        Jobs delayed on purpose are left for a later run."""
+        Jobs delayed on purpose, and jobs in paused queues, are left for a later run."""
+        queues = [q for q in queues if q not in set(self.paused())]
         return (sum(self.queue_depths(queues).values()) == 0 and self.in_flight() == 0
                 and self.retrying_count() == 0)
 
@@ -105,6 +129,7 @@ class Inspector:
             "in_flight": sum(w["in_flight"] for w in workers),
             "scheduled": self.scheduled_count(),
             "dead": self.dead_count(),
+            "paused": self.paused(),
         }
 
 
@@ -122,6 +147,13 @@ def decode_job(job_id: str, fields: dict[str, bytes]) -> dict[str, Any]:
         else:
             info[name] = text
     return info
+
+
+def _float(value: bytes | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _number_or_text(text: str, kind: type) -> Any:

@@ -17,6 +17,12 @@ the prefixes below, which stay inside that hash tag.
     batchrun:{ns}:retrying            set of the scheduled jobs that wait for a retry (what --until-empty waits for)
     batchrun:{ns}:cancelling          set of running jobs someone asked to cancel
     batchrun:{ns}:events              capped stream of job events (and the pub/sub channel of live ones)
+    batchrun:{ns}:schedules           hash: per schedule id, the last due time handled (the fence against a
+                                      second fire), and `<id>:fired_at` / `<id>:job` of its last fire
+    batchrun:{ns}:paused              set of paused queue names, which fetch.lua skips
+    batchrun:{ns}:unique              hash: `<job>:<sha256 of canonical params>` -> id of the unique job holding it
+    batchrun:{ns}:active:<job>        set of ids of a concurrency-limited job that hold a slot (taken, not ended)
+    batchrun:{ns}:waiting:<job>       list of ids of a limited job parked while its slots are full, oldest at the left
 """
 from __future__ import annotations
 
@@ -88,3 +94,21 @@ class Keys:
     def events(self) -> str:
         """The capped events stream; live events are published on a channel of the same name."""
         return self.prefix + "events"
+
+    @property
+    def schedules(self) -> str:
+        return self.prefix + "schedules"
+
+    @property
+    def paused(self) -> str:
+        return self.prefix + "paused"
+
+    @property
+    def unique(self) -> str:
+        return self.prefix + "unique"
+
+    def active(self, job: str) -> str:
+        return self.prefix + "active:" + job
+
+    def waiting(self, job: str) -> str:
+        return self.prefix + "waiting:" + job

@@ -16,8 +16,8 @@ import redis
 from redis.commands.core import Script
 
 JOB_STATE = ("enqueue", "enqueue_many", "fetch", "ack", "release", "fail", "bury", "reclaim", "promote", "cancel",
-             "requeue", "purge", "progress")
-NAMES = (*JOB_STATE, "register", "beat", "checkpoint", "sweep")
+             "requeue", "purge", "progress", "fire", "enqueue_controlled")
+NAMES = (*JOB_STATE, "register", "beat", "checkpoint", "sweep", "pause")
 
 
 def _read(name: str) -> str:
@@ -49,6 +49,9 @@ class Scripts:
     purge: Script
     progress: Script
     checkpoint: Script
+    fire: Script
+    enqueue_controlled: Script
+    pause: Script
 
     def __init__(self, client: redis.Redis) -> None:
         for name in NAMES:

@@ -61,18 +61,31 @@ class Client:
     def submit_params(self, job: str, params: Mapping[str, Any], *, delay: Delay = None, at: When = None) -> str:
         """Validate and enqueue one job; returns its id. `delay` (seconds or a timedelta) or `at`
         (an aware datetime or unix time) schedules it for later instead."""
+        return self.submit_checked(job, params, delay=delay, at=at)[0]
+
+    def submit_checked(self, job: str, params: Mapping[str, Any], *, delay: Delay = None,
+                       at: When = None) -> tuple[str, bool]:
+        """As submit_params, and says whether a job was created: for a `unique: true` job whose twin
+        (same params) has not ended, it returns (the twin's id, False) and queues nothing."""
         due = due_time(delay, at)
         definition = self._definition(job)
-        payload = encode_params(definition.validate_params(params), self.settings.max_payload_bytes)
+        checked = definition.validate_params(params)
+        payload = encode_params(checked, self.settings.max_payload_bytes)
         job_id = new_job_id()
+        if definition.unique or definition.concurrency:
+            return self.broker.enqueue_controlled(job_id, definition.name, payload, definition.queue, due,
+                                                  unique_key=definition.unique_key(checked),
+                                                  limit=definition.concurrency)
         self.broker.enqueue(job_id, definition.name, payload, definition.queue, due)
-        return job_id
+        return job_id, True
 
     def submit_many(self, job: str, params_list: Sequence[Mapping[str, Any]], *, delay: Delay = None,
                     at: When = None) -> list[str]:
         """Validate every job first, then enqueue them all in one pipeline; returns their ids in order."""
         due = due_time(delay, at)
         definition = self._definition(job)
+        if definition.unique or definition.concurrency:
+            return [self.submit_params(job, p, delay=delay, at=at) for p in params_list]
         limit = self.settings.max_payload_bytes
         items = [(new_job_id(), encode_params(definition.validate_params(p), limit)) for p in params_list]
         self.broker.enqueue_many(definition.name, definition.queue, items, due)
@@ -111,6 +124,29 @@ class Client:
             left -= len(ids)
         return total
 
+    def pause(self, queues: Sequence[str]) -> int:
+        """Workers stop taking jobs from these queues (running ones finish); returns how many were not paused."""
+        return self.broker.set_paused(self._configured(queues), True)
+
+    def resume(self, queues: Sequence[str]) -> int:
+        return self.broker.set_paused(self._configured(queues), False)
+
+    def _configured(self, queues: Sequence[str]) -> list[str]:
+        unknown = [q for q in queues if q not in self.settings.queues]
+        if unknown:
+            raise SubmitError(f"unknown queue {unknown[0]!r} (configured queues: {', '.join(self.settings.queues)})")
+        return list(queues)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every schedule of the job files, with its last fire (None if never) and next fire, unix times."""
+        found = [s for d in self.registry.definitions.values() for s in d.schedules]
+        marks = self.inspector.schedule_marks([s.id for s in found])
+        now = time.time()
+        return [{"id": s.id, "job": s.job, "expression": s.expression, "timezone": s.timezone,
+                 "misfire": s.misfire, "params": dict(s.params), "last_fire": marks[s.id]["fired_at"],
+                 "last_job": marks[s.id]["job"], "next_fire": s.next_after(now)}
+                for s in sorted(found, key=lambda s: s.id)]
+
     def purge_dead(self) -> int:
         """Delete every dead-lettered job and its record; returns how many."""
         total = 0
@@ -134,7 +170,10 @@ class Client:
         return info
 
     def status(self) -> dict[str, Any]:
-        return self.inspector.status(self.settings.queues)
+        status = self.inspector.status(self.settings.queues)
+        limited = sorted(d.name for d in self.registry.definitions.values() if d.concurrency)
+        status["waiting"] = self.inspector.waiting_counts(limited) if limited else {}
+        return status
 
     def close(self) -> None:
         self.connection.close()

@@ -52,9 +52,13 @@ def job(info: dict[str, Any]) -> str:
 
 def status(data: dict[str, Any]) -> str:
     lines = ["queues (highest priority first):"]
-    lines += [f"  {name:<20} {depth:>8}" for name, depth in data["queues"].items()]
+    paused = set(data.get("paused", ()))
+    lines += [f"  {name:<20} {depth:>8}{'  paused' if name in paused else ''}" for name, depth in data["queues"].items()]
     lines.append(f"in flight: {data['in_flight']}    scheduled: {data.get('scheduled', 0)}    "
                  f"dead-lettered: {data['dead']}")
+    waiting = {job: n for job, n in data.get("waiting", {}).items() if n}
+    if waiting:
+        lines.append("waiting for a concurrency slot: " + ", ".join(f"{job} {n}" for job, n in waiting.items()))
     hosts = data["hosts"]
     lines.append(f"workers: {len(data['workers'])} on {len(hosts)} host{'' if len(hosts) == 1 else 's'}")
     by_id = {w["id"]: w for w in data["workers"]}
@@ -87,6 +91,10 @@ def event(data: dict[str, Any]) -> str:
     detail = data.get("detail") or ""
     if data.get("event") == "scheduled":
         detail = f"due {_when(float(detail))}" if detail.replace(".", "", 1).isdigit() else detail
+    if data.get("event") == "fired" and " due " in detail:
+        schedule, _, rest = detail.partition(" due ")
+        due, _, note = rest.partition(";")
+        detail = f"{schedule} due {_when(float(due))}{';' + note if note else ''}" if _is_number(due) else detail
     detail = f"  {detail}" if detail else ""
     return f"{when}  {data.get('event', '?'):<10} {data.get('id', '?')}  {data.get('job', '')}{detail}"
 
@@ -98,3 +106,22 @@ def definitions(defs: Iterable[JobDefinition]) -> str:
         params = ", ".join(f"{p.name}:{p.type}{'' if p.required else '?'}" for p in d.params.values())
         lines.append(f"{d.name:<24} queue={d.queue:<10} {runs}  ({params})")
     return "\n".join(lines) if lines else "(no job definitions)"
+
+
+def schedules(data: list[dict[str, Any]]) -> str:
+    if not data:
+        return "(no schedules in the job files)"
+    lines = [f"{'job':<24} {'expression':<16} {'timezone':<16} {'last fire':<29} next fire"]
+    for item in data:
+        last = _when(item["last_fire"]) if item["last_fire"] is not None else "never"
+        lines.append(f"{item['job']:<24} {item['expression']:<16} {item['timezone']:<16} {last:<29} "
+                     f"{_when(item['next_fire'])}")
+    return "\n".join(lines)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

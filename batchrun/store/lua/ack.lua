@@ -6,6 +6,9 @@
 -- ARGV[4]  result retention, milliseconds
 -- ARGV[5..] job id, result JSON, job id, result JSON, ...
 --
+-- A concurrency-limited job frees its slot (batchrun:{ns}:active:<job>) and lets the
+-- oldest waiting one back into its queue (free_slot in lib.lua).
+--
 -- Returns the number of jobs recorded. An id whose record is gone or is not a
 -- hash (tampered with) is dropped, as there is nothing to record it in. A job
 -- no longer in this worker's processing list was reclaimed after the worker
@@ -20,9 +23,11 @@ for i = 5, #ARGV, 2 do
     elseif redis.call('LREM', KEYS[1], 1, id) == 1 then
         redis.call('HSET', key, 'state', 'succeeded', 'finished_at', ctx.now, 'result', ARGV[i + 1])
         redis.call('PEXPIRE', key, ARGV[4])
-        if ctx.cap > 0 then
-            emit(ctx, id, 'succeeded', redis.call('HGET', key, 'job'), '')
+        local fields = redis.call('HMGET', key, 'job', 'limit')
+        if fields[2] then
+            free_slot(ctx, id, fields[1])
         end
+        emit(ctx, id, 'succeeded', fields[1], '')
         stored = stored + 1
     end
 end

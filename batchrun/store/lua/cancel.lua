@@ -12,6 +12,8 @@
 -- ARGV[4]  job id
 -- ARGV[5]  retention of the cancelled job's record, milliseconds
 --
+-- A queued job parked by its concurrency limit is removed from batchrun:{ns}:waiting:<job>.
+--
 -- Returns 'cancelled', 'cancelling' (it runs; its worker will be stopped),
 -- 'missing' (no such job), or 'ended' when it had already ended (nothing changes).
 local ctx = context()
@@ -22,7 +24,9 @@ end
 local fields = redis.call('HMGET', KEYS[1], 'state', 'queue', 'job')
 local state, queue, job = fields[1], fields[2], fields[3]
 if state == 'queued' and queue then
-    redis.call('LREM', ctx.prefix .. 'queue:' .. queue, 1, id)
+    if redis.call('LREM', ctx.prefix .. 'queue:' .. queue, 1, id) == 0 and job then
+        redis.call('LREM', ctx.prefix .. 'waiting:' .. job, 1, id)
+    end
 elseif state == 'scheduled' or state == 'retrying' then
     redis.call('ZREM', KEYS[2], id)
     redis.call('SREM', ctx.prefix .. 'retrying', id)

@@ -19,6 +19,8 @@
 -- ARGV[9]  when to retry, unix seconds, if it is retried
 -- ARGV[10] retention of a cancelled job's record, milliseconds
 --
+-- A concurrency-limited job frees its slot whatever the outcome (free_slot in lib.lua).
+--
 -- A job someone asked to cancel while it ran ends cancelled instead (error
 -- kept), so a failure can never bring it back.
 --
@@ -36,11 +38,14 @@ if redis.call('TYPE', KEYS[2]).ok ~= 'hash' then
     redis.call('LREM', KEYS[1], 1, id)
     return 0
 end
-local fields = redis.call('HMGET', KEYS[2], 'job', 'failures', 'cancel_requested')
+local fields = redis.call('HMGET', KEYS[2], 'job', 'failures', 'cancel_requested', 'limit')
 local job = fields[1] or ''
 local failures = math.max(math.floor(tonumber(fields[2]) or 0), 0) + 1
 redis.call('LREM', KEYS[1], 1, id)
 redis.call('HDEL', KEYS[3], 'job', 'job_started_at')
+if fields[4] then
+    free_slot(ctx, id, job)
+end
 if fields[3] then
     redis.call('HSET', KEYS[2], 'error', ARGV[6], 'traceback', ARGV[7])
     cancel(ctx, id, KEYS[2], job, ARGV[10])

@@ -15,6 +15,12 @@
 -- Taking several jobs per call is what makes short jobs cheap; the worker
 -- asks for more than one only when its recent jobs were short (see pacing.py).
 --
+-- Paused queues (the set batchrun:{ns}:paused, derived from the prefix) are
+-- skipped. A job whose record carries a concurrency limit takes a slot in
+-- batchrun:{ns}:active:<job>; when its slots are full it is parked at the
+-- back of batchrun:{ns}:waiting:<job> instead (the front, if it had waited
+-- before), where it costs nothing until a slot is freed (lib.lua, free_slot).
+--
 -- KEYS[1]  processing list of this worker   batchrun:{ns}:processing:<wid>
 -- KEYS[2]  heartbeat hash of this worker    batchrun:{ns}:worker:<wid>
 -- KEYS[3]  wake list                        batchrun:{ns}:wake
@@ -35,14 +41,39 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
     return -1
 end
 
-local function take(id)
+local paused = {}
+for _, name in ipairs(redis.call('SMEMBERS', ctx.prefix .. 'paused')) do
+    paused[ctx.prefix .. 'queue:' .. name] = true
+end
+
+-- Park a limited job whose slots are full; true if it was parked.
+local function parked(id, job, limit, fresh)
+    local active = ctx.prefix .. 'active:' .. job
+    if redis.call('SISMEMBER', active, id) == 1 then
+        return false
+    end
+    if fresh and redis.call('SCARD', active) >= limit then
+        redis.call('RPOP', KEYS[1])
+        local waited = redis.call('HSETNX', job_key(ctx, id), 'waited', '1') == 0
+        redis.call(waited and 'LPUSH' or 'RPUSH', ctx.prefix .. 'waiting:' .. job, id)
+        return true
+    end
+    redis.call('SADD', active, id)
+    return false
+end
+
+local function take(id, fresh)
     local job = job_key(ctx, id)
     if redis.call('TYPE', job).ok ~= 'hash' then
         return {id, '', '', 0, 0, 0}
     end
-    local fields = redis.call('HMGET', job, 'job', 'params', 'crashes', 'attempts', 'failures')
+    local fields = redis.call('HMGET', job, 'job', 'params', 'crashes', 'attempts', 'failures', 'limit')
     if not fields[1] or fields[1] == '' then
         return {id, '', '', 0, 0, 0}
+    end
+    local limit = tonumber(fields[6])
+    if limit and parked(id, fields[1], limit, fresh) then
+        return false
     end
     local attempts = (tonumber(fields[4]) or 0) + 1
     redis.call('HSET', job, 'state', 'running', 'started_at', ctx.now, 'worker', ARGV[4], 'attempts', attempts)
@@ -62,19 +93,22 @@ end
 local pending = redis.call('LRANGE', KEYS[1], 0, limit - 1)
 if #pending > 0 then
     for _, id in ipairs(pending) do
-        add(take(id))
+        add(take(id, false))
     end
     return taken
 end
 local count = 0
 for i = 4, #KEYS do
-    while count < limit do
+    while count < limit and not paused[KEYS[i]] do
         local id = redis.call('LMOVE', KEYS[i], KEYS[1], 'LEFT', 'RIGHT')
         if not id then
             break
         end
-        add(take(id))
-        count = count + 1
+        local job = take(id, true)
+        if job then
+            add(job)
+            count = count + 1
+        end
     end
 end
 if count == 0 then

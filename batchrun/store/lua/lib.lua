@@ -45,11 +45,12 @@ local function record_of(ctx, id)
     if redis.call('TYPE', key).ok ~= 'hash' then
         return false
     end
-    local fields = redis.call('HMGET', key, 'queue', 'job', 'cancel_requested', 'state')
+    local fields = redis.call('HMGET', key, 'queue', 'job', 'cancel_requested', 'state', 'limit')
     if not fields[1] or fields[1] == '' then
         return false
     end
-    return {key = key, queue = fields[1], job = fields[2] or '', cancel = fields[3], state = fields[4]}
+    return {key = key, queue = fields[1], job = fields[2] or '', cancel = fields[3], state = fields[4],
+        limit = fields[5]}
 end
 
 local function wake_one(ctx, cap)
@@ -90,3 +91,58 @@ local function bury_record(ctx, id, key, state, job, err, tb)
     emit(ctx, id, state, job, err)
 end
 
+
+-- Create a job record and queue it, or schedule it when it is due later than now.
+-- extra: more field/value pairs for the record (a unique key, a concurrency limit).
+local function new_job(ctx, id, job, params, queue, due, wake_cap, extra)
+    local key = job_key(ctx, id)
+    local later = tonumber(due) > tonumber(ctx.now)
+    redis.call('HSET', key, 'job', job, 'params', params, 'queue', queue,
+        'state', later and 'scheduled' or 'queued', 'enqueued_at', ctx.now, unpack(extra))
+    if later then
+        redis.call('HSET', key, 'due_at', due)
+        redis.call('ZADD', ctx.prefix .. 'scheduled', due, id)
+        emit(ctx, id, 'scheduled', job, due)
+    else
+        redis.call('RPUSH', ctx.prefix .. 'queue:' .. queue, id)
+        wake_one(ctx, wake_cap)
+        emit(ctx, id, 'queued', job, '')
+    end
+end
+
+-- The id of the job holding a unique key while it has not ended, or false. The key of a job that
+-- ended (or whose record expired) is free: no script has to release it, so jobs that are not
+-- unique pay nothing for the feature.
+local LIVE_STATES = {queued = true, scheduled = true, retrying = true, running = true}
+local function unique_holder(ctx, ukey)
+    local holder = redis.call('HGET', ctx.prefix .. 'unique', ukey)
+    if not holder then
+        return false
+    end
+    local state = redis.pcall('HGET', job_key(ctx, holder), 'state')
+    if type(state) == 'string' and LIVE_STATES[state] then
+        return holder
+    end
+    return false
+end
+
+-- A concurrency-limited job that ends, or goes back to wait, gives up its slot; the oldest job of
+-- its kind parked while the slots were full (see fetch.lua) goes to the front of its queue.
+local function free_slot(ctx, id, job)
+    if redis.call('SREM', ctx.prefix .. 'active:' .. job, id) == 0 then
+        return
+    end
+    local waiting = ctx.prefix .. 'waiting:' .. job
+    for _ = 1, 100 do
+        local next_id = redis.call('LPOP', waiting)
+        if not next_id then
+            return
+        end
+        local rec = record_of(ctx, next_id)
+        if rec and rec.state == 'queued' then
+            redis.call('LPUSH', ctx.prefix .. 'queue:' .. rec.queue, next_id)
+            redis.call('LPUSH', ctx.prefix .. 'wake', '1')
+            return
+        end
+    end
+end

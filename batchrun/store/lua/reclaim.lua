@@ -20,6 +20,8 @@
 -- ARGV[8]  1 to reclaim only if the heartbeat has expired (it is checked here, atomically)
 -- ARGV[9]  retention of cancelled jobs' records, milliseconds
 --
+-- Each concurrency-limited job frees its slot (free_slot in lib.lua) before it is put back.
+--
 -- Returns {requeued, dead}, or -1 when the heartbeat still exists and ARGV[8] is 1.
 local ctx = context()
 if ARGV[8] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
@@ -35,6 +37,9 @@ for i = #ids, 1, -1 do
         redis.call('LPUSH', ctx.prefix .. 'wake', '1')
         requeued = requeued + 1
     else
+        if rec.limit then
+            free_slot(ctx, id, rec.job)
+        end
         local crashes = tonumber(redis.call('HGET', rec.key, 'crashes')) or 0
         if ARGV[5] == '1' then
             crashes = crashes + 1

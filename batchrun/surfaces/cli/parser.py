@@ -7,6 +7,7 @@ from pathlib import Path
 
 from batchrun.surfaces.cli.common import positive_int, seconds
 from batchrun.surfaces.cli.deadletter import cmd_dead, cmd_purge, cmd_requeue
+from batchrun.surfaces.cli.flow import cmd_pause, cmd_resume, cmd_schedules
 from batchrun.surfaces.cli.inspect import cmd_events, cmd_jobs, cmd_show, cmd_status
 from batchrun.surfaces.cli.operate import cmd_dashboard, cmd_top
 from batchrun.surfaces.cli.run import cmd_cancel, cmd_submit, cmd_supervise, cmd_wait
@@ -73,4 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     top = add("top", cmd_top, "live view of queues, workers and throughput, refreshed every second")
     top.add_argument("--once", action="store_true", help="print one frame and exit")
     top.add_argument("--interval", type=seconds, default=1.0, help="refresh interval (default: 1s)")
+    schedules = add("schedules", cmd_schedules, "list schedules with their job, expression, last and next fire")
+    schedules.add_argument("--json", action="store_true", help="print JSON")
+    for name, func, help in (("pause", cmd_pause, "stop taking jobs from queues; running jobs finish"),
+                             ("resume", cmd_resume, "take jobs from paused queues again")):
+        add(name, func, help).add_argument("queue", nargs="+", help="a configured queue")
     return parser

@@ -55,8 +55,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         definition = client.registry.get(args.job)
         params = _json_params(args.json) if args.json else {}
         params.update(definition.parse_cli_params(args.param, validate=False))
-        job_id = client.submit_params(args.job, params, delay=_delay(args.delay), at=_at(args.at))
+        job_id, created = client.submit_checked(args.job, params, delay=_delay(args.delay), at=_at(args.at))
     print(job_id)
+    if not created:
+        print(f"batchrun: {args.job} with these params is already queued (unique: true); "
+              "no new job was created", file=sys.stderr)
     return ExitCode.OK
 
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import psutil
 
-from batchrun.errors import BatchrunError
 from batchrun.surfaces.client import Client
 
 WAITING_SHOWN = 10
@@ -20,24 +19,13 @@ ENDED = ("succeeded", "failed", "dead", "cancelled")
 
 def overview(client: Client) -> dict[str, Any]:
     status = client.status()
-    paused = paused_queues(client)
+    paused = set(status["paused"])
     queues = [{"name": name, "depth": depth, "paused": name in paused} for name, depth in status["queues"].items()]
     workers = [worker(w) for w in status["workers"]]
     counts = {"queued": sum(status["queues"].values()), "in_flight": status["in_flight"],
               "scheduled": status["scheduled"], "dead": status["dead"],
               "workers": sum(1 for w in workers if w["alive"])}
     return {"queues": queues, "workers": workers, "counts": counts}
-
-
-def paused_queues(client: Client) -> set[str]:
-    """Pausing queues lands from another branch; until it does (or if its reader fails) none is paused."""
-    reader = getattr(client.inspector, "paused_queues", None)
-    if reader is None:
-        return set()
-    try:
-        return {str(name) for name in reader()}
-    except (BatchrunError, TypeError):
-        return set()
 
 
 def worker(info: dict[str, Any]) -> dict[str, Any]:
