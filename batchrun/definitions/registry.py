@@ -23,7 +23,7 @@ from batchrun.definitions.yamlfile import Document, did_you_mean, display_path, 
 from batchrun.errors import ConfigError, ConfigErrors, Location, SubmitError
 
 _JOB_KEYS = ("name", "description", "handler", "command", "queue", "params", "timeout",
-             "retries", "backoff", "memory_limit")
+             "retries", "backoff", "memory_limit", "on_complete")
 _BACKOFF_KEYS = ("kind", "delay", "max", "jitter")
 _PARAM_KEYS = ("type", "required", "default", "description")
 _HANDLER = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
@@ -46,6 +46,7 @@ class JobDefinition:
     backoff: Backoff
     memory_limit_bytes: int | None
     description: str
+    on_complete: str | None = None
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return validate_params(self.name, self.params, params)
@@ -139,6 +140,7 @@ def parse_job(doc: Document, queues: Sequence[str]) -> JobDefinition:
         backoff=_parse_backoff(doc, data.get("backoff")),
         memory_limit_bytes=_field(doc, "memory_limit", _positive_size, None),
         description=_field(doc, "description", _string, ""),
+        on_complete=_field(doc, "on_complete", _job_name, None),
     )
 
 
@@ -158,6 +160,13 @@ def _checked(doc: Document, where: tuple[str, ...], parse: Any, value: object) -
 def _string(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _job_name(value: object) -> str:
+    """The job a batch of this job queues when it ends (checked against the registry at map time)."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"expected a job name, got {value!r}")
     return value
 
 

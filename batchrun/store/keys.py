@@ -16,6 +16,8 @@ the prefixes below, which stay inside that hash tag.
     batchrun:{ns}:retrying            set of the scheduled jobs that wait for a retry (what --until-empty waits for)
     batchrun:{ns}:cancelling          set of running jobs someone asked to cancel
     batchrun:{ns}:events              capped stream of job events (and the pub/sub channel of live ones)
+    batchrun:{ns}:batch:<bid>         hash: a batch's job, total, times and per-final-state counters
+    batchrun:{ns}:batches             sorted set of batch ids by creation time (for `batchrun batches`)
 """
 from __future__ import annotations
 
@@ -83,3 +85,14 @@ class Keys:
     def events(self) -> str:
         """The capped events stream; live events are published on a channel of the same name."""
         return self.prefix + "events"
+
+    @property
+    def batch_prefix(self) -> str:
+        return self.prefix + "batch:"
+
+    def batch(self, batch_id: str) -> str:
+        return self.batch_prefix + batch_id
+
+    @property
+    def batches(self) -> str:
+        return self.prefix + "batches"

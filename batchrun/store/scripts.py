@@ -17,7 +17,8 @@ from redis.commands.core import Script
 
 JOB_STATE = ("enqueue", "enqueue_many", "fetch", "ack", "release", "fail", "bury", "reclaim", "promote", "cancel",
              "requeue", "purge")
-NAMES = (*JOB_STATE, "register", "beat")
+JOB_STATE += ("batch_enqueue",)
+NAMES = (*JOB_STATE, "register", "beat", "batch_open")
 
 
 def _read(name: str) -> str:
@@ -46,6 +47,8 @@ class Scripts:
     cancel: Script
     requeue: Script
     purge: Script
+    batch_open: Script
+    batch_enqueue: Script
 
     def __init__(self, client: redis.Redis) -> None:
         for name in NAMES:

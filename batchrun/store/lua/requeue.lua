@@ -17,6 +17,7 @@ for i = 5, #ARGV do
     elseif redis.call('LREM', KEYS[1], 1, id) == 0 then
         results[#results + 1] = 0
     else
+        uncount_final(ctx, rec.key, rec.state)
         redis.call('HDEL', rec.key, 'attempts', 'failures', 'crashes', 'error', 'traceback', 'last_crash',
             'finished_at', 'started_at', 'worker', 'result', 'due_at', 'cancel_requested')
         redis.call('HSET', rec.key, 'state', 'queued')
