@@ -87,7 +87,7 @@ def _rich(batch: Batch, stream: TextIO) -> dict[str, Any]:
                 break
             time.sleep(POLL_S)
             info = batch.progress()
-    console.print(summary(info))
+    console.print(summary(info), highlight=False)
     return info
 
 

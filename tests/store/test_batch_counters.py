@@ -175,3 +175,13 @@ def test_recent_lists_newest_first_and_drops_expired_records(broker, reader, cli
     client.delete(broker.keys.batch("2000000000000000"))
     assert [b["id"] for b in reader.recent(10)] == ["3000000000000000", "1000000000000000"]
     assert client.zcard(broker.keys.batches) == 2
+
+
+def test_a_chunk_emits_one_batch_event_and_the_end_one_more(client, namespace):
+    broker = Broker(client, namespace, events_cap=100, result_ttl_s=60)
+    batch_id = _batch(broker, 3)
+    _ack(broker, _take(broker, limit=3))
+    events = [(e[b"event"], e[b"id"]) for _, e in client.xrange(broker.keys.events)]
+    assert [e for e in events if e[0].startswith(b"batch")] == [(b"batch_queued", batch_id.encode()),
+                                                               (b"batch_ended", batch_id.encode())]
+    assert [e for e, _ in events].count(b"succeeded") == 3

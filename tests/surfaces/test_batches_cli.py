@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -165,3 +166,34 @@ def test_batches_lists_recent_batches_with_progress(project):
     assert [(b["total"], b["done"]) for b in listed] == [(2, 0), (1, 0)]
     text = project.cli("batches").stdout
     assert second in text.splitlines()[0] and "0/2" in text
+
+
+def test_map_wait_on_a_terminal_draws_a_progress_bar(project):
+    import pty
+    import select
+
+    inputs = _jsonl(project, "tty.jsonl", [{"n": i} for i in range(3)])
+    project.supervise()
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "batchrun", "map", "square", "--input", inputs, "--wait"],
+                            cwd=project.root, env={**project.env, "COLUMNS": "120", "TERM": "xterm"},
+                            stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], 30)
+            assert ready, "no output from map --wait"
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(leader)
+        proc.wait(timeout=30)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode("utf-8", "replace"))
+    assert proc.returncode == 0, text
+    assert "3/3" in text and "━" in text and "ended: 3 jobs, 3 succeeded" in text
