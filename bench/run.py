@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench import cpu, footprint, latency, recovery, throughput
+from bench import batches, cpu, footprint, latency, recovery, throughput
 from bench.harness import redis_server, summary
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,6 +44,8 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool], str]] = {
     "supervisor_rss_mb": ("", lambda v: True, "MB"),
     "idle_worker_rss_mb": ("< 40", lambda v: v < 40, "MB"),
     "scaling_speedup": ("", lambda v: True, "x"),
+    "map_submit_per_s": (">= 100,000", lambda v: v >= 100_000, "inputs/s"),
+    "batch_drain_cost_ratio": ("<= 1.10", lambda v: v <= 1.10, "of plain"),
 }
 
 
@@ -80,6 +82,10 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     scale = cpu.scaling(workdir, url, 4 if quick else 16, w)
     figures.update(scaling_one_worker_s=scale["one_worker_s"], scaling_n_workers_s=scale[f"{w}_workers_s"],
                    scaling_speedup=scale["speedup"])
+    figures["map_submit_per_s"] = batches.map_submit(workdir, url, 20_000 if quick else 100_000)
+    cost = batches.drain_cost(workdir, url, n if quick else 100_000, w)
+    figures.update(batch_drain_plain_per_s=cost["plain_per_s"], batch_drain_batch_per_s=cost["batch_per_s"],
+                   batch_drain_cost_ratio=cost["cost_ratio"])
     return figures
 
 

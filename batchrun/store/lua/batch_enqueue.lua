@@ -5,7 +5,9 @@
 -- the scripts that end a job find the batch to count it in (lib.lua).
 -- Chunks are sent in order, and a chunk is applied only if the batch's
 -- `queued` counter is at its first index: a chunk sent again after a lost
--- reply changes nothing.
+-- reply changes nothing. A chunk emits one `batch_queued` event (id: the
+-- batch), not one per job: per-job events would halve the rate of a large map
+-- and push every other event out of the capped stream.
 --
 -- KEYS[1]  batch hash                 batchrun:{ns}:batch:<bid>
 -- KEYS[2]  queue list                 batchrun:{ns}:queue:<queue>
@@ -35,7 +37,6 @@ for i = 9, #ARGV do
     local id = batch .. string.format('%08x', index)
     redis.call('HSET', job_key(ctx, id), 'job', job, 'params', ARGV[i], 'queue', queue, 'state', 'queued',
         'enqueued_at', ctx.now, 'batch', batch, 'index', index)
-    emit(ctx, id, 'queued', job, '')
     ids[#ids + 1] = id
     if #ids == 1000 then
         redis.call('RPUSH', KEYS[2], unpack(ids))
@@ -47,6 +48,7 @@ if #ids > 0 then
 end
 local count = #ARGV - 8
 redis.call('HINCRBY', KEYS[1], 'queued', count)
+emit(ctx, batch, 'batch_queued', job, 'jobs ' .. first .. '-' .. (first + count - 1))
 local tokens = math.min(count, tonumber(ARGV[7]) - redis.call('LLEN', KEYS[3]))
 for _ = 1, tokens do
     redis.call('LPUSH', KEYS[3], '1')
