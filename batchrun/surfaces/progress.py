@@ -69,6 +69,7 @@ def _plain(batch: Batch, stream: TextIO) -> dict[str, Any]:
 
 
 def _rich(batch: Batch, stream: TextIO) -> dict[str, Any]:
+    """rich is imported here, only when a terminal shows the bar: every other command starts faster."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

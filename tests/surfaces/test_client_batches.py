@@ -52,6 +52,7 @@ def test_wait_times_out_and_an_unknown_batch_is_not_found(project):
     batch = project.client.map("square", [{"n": 1}])
     with pytest.raises(WaitTimeout):
         batch.wait(timeout_s=0.1)
+    assert [(r["state"], r["error"]) for r in batch.results()] == [("queued", None)]
     with pytest.raises(JobNotFound):
         project.client.batch("0123456789abcdef")
 
