@@ -20,7 +20,7 @@ from batchrun.store.keys import Keys
 
 FINAL_STATES = ("succeeded", "failed", "dead", "cancelled")
 READ_CHUNK = 1000
-_INT_FIELDS = ("total", "queued", "done", *FINAL_STATES)
+_INT_FIELDS = ("total", "queued", "pending", "failed", "dead", "cancelled")
 _TIME_FIELDS = ("created_at", "ended_at")
 
 
@@ -68,13 +68,16 @@ class BatchReader:
 
 
 def decode_batch(raw: dict[bytes, bytes]) -> dict[str, Any]:
-    """A batch's record as plain data, with `counts` (a mapping of final state to number) and `pending`."""
+    """A batch's record as plain data, with `counts` (a mapping of final state to number) and `done`.
+    Successes are not counted on their own (that would cost each ack a call): they are the jobs that
+    ended (total less pending) less those that failed, died or were cancelled."""
     fields = {_text(k): _text(v) for k, v in raw.items()}
     info: dict[str, Any] = {"id": fields.get("id", ""), "job": fields.get("job", ""), "queue": fields.get("queue", "")}
     numbers = {name: _int(fields.get(name)) for name in _INT_FIELDS}
-    info["total"], info["queued"], info["done"] = numbers["total"], numbers["queued"], numbers["done"]
-    info["pending"] = max(0, numbers["total"] - numbers["done"])
-    info["counts"] = {state: numbers[state] for state in FINAL_STATES}
+    info["total"], info["queued"], info["pending"] = numbers["total"], numbers["queued"], numbers["pending"]
+    info["done"] = numbers["total"] - numbers["pending"]
+    others = {state: numbers[state] for state in FINAL_STATES[1:]}
+    info["counts"] = {"succeeded": info["done"] - sum(others.values()), **others}
     for name in _TIME_FIELDS:
         info[name] = _float(fields.get(name))
     info["state"] = "ended" if info["ended_at"] is not None else (

@@ -16,7 +16,7 @@ the prefixes below, which stay inside that hash tag.
     batchrun:{ns}:retrying            set of the scheduled jobs that wait for a retry (what --until-empty waits for)
     batchrun:{ns}:cancelling          set of running jobs someone asked to cancel
     batchrun:{ns}:events              capped stream of job events (and the pub/sub channel of live ones)
-    batchrun:{ns}:batch:<bid>         hash: a batch's job, total, times and per-final-state counters
+    batchrun:{ns}:batch:<bid>         hash: a batch's job, total, times, and counters of pending, failed, dead, cancelled jobs
     batchrun:{ns}:batches             sorted set of batch ids by creation time (for `batchrun batches`)
 """
 from __future__ import annotations

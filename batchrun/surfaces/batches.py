@@ -99,7 +99,7 @@ def submit_batch(broker: Broker, definition: JobDefinition, inputs: Inputs, enco
     with tempfile.TemporaryFile(prefix="batchrun-map-") as spool:
         total = _spool(definition, inputs, encode, spool)
         fields: dict[str, str | int | float] = {"job": definition.name, "queue": definition.queue, "total": total,
-                                                "ttl_ms": max(1, int(result_ttl_s * 1000))}
+                                                "pending": total, "ttl_ms": max(1, int(result_ttl_s * 1000))}
         batch_id = _open(broker, {**fields, **callback})
         spool.seek(0)
         _queue(broker, batch_id, definition, spool)

@@ -38,7 +38,8 @@ def reader(client: redis.Redis, namespace: str) -> BatchReader:
 
 
 def _batch(broker: Broker, total: int, batch_id: str = "0123456789abcdef", **fields) -> str:
-    assert broker.open_batch(batch_id, {"job": "noop", "queue": "default", "total": total, "ttl_ms": 5000, **fields})
+    assert broker.open_batch(batch_id, {"job": "noop", "queue": "default", "total": total, "pending": total,
+                                        "ttl_ms": 5000, **fields})
     payloads = [orjson.dumps({"i": i}) for i in range(total)]
     assert broker.enqueue_batch(batch_id, "noop", "default", [(0, payloads)]) == total
     return batch_id
@@ -156,7 +157,7 @@ def test_on_complete_is_queued_exactly_once_when_the_batch_ends(broker, reader, 
 
 def test_a_chunk_sent_twice_queues_nothing_twice(broker, client):
     batch_id = "fedcba9876543210"
-    assert broker.open_batch(batch_id, {"job": "noop", "queue": "default", "total": 2, "ttl_ms": 5000})
+    assert broker.open_batch(batch_id, {"job": "noop", "queue": "default", "total": 2, "pending": 2, "ttl_ms": 5000})
     chunk = (0, [b"{}", b"{}"])
     assert broker.enqueue_batch(batch_id, "noop", "default", [chunk]) == 2
     assert broker.enqueue_batch(batch_id, "noop", "default", [chunk]) == 0
@@ -185,3 +186,10 @@ def test_a_chunk_emits_one_batch_event_and_the_end_one_more(client, namespace):
     assert [e for e in events if e[0].startswith(b"batch")] == [(b"batch_queued", batch_id.encode()),
                                                                (b"batch_ended", batch_id.encode())]
     assert [e for e, _ in events].count(b"succeeded") == 3
+
+
+def test_an_ack_for_a_batch_whose_record_is_gone_leaves_no_stray_key(broker, client):
+    batch_id = _batch(broker, 2)
+    client.delete(broker.keys.batch(batch_id))
+    assert _ack(broker, _take(broker)) == 1
+    assert not client.exists(broker.keys.batch(batch_id))

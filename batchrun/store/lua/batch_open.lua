@@ -9,14 +9,14 @@
 -- KEYS[2]  batches index              batchrun:{ns}:batches (score: creation time)
 -- ARGV[1]  now, unix seconds
 -- ARGV[2]  batch id
--- ARGV[3..] field, value, ... of the record (job, queue, total, ttl_ms, on_complete...)
+-- ARGV[3..] field, value, ... of the record (job, queue, total, pending (= total), ttl_ms, on_complete...)
 --
 -- Returns 1, or 0 when the id is taken. Up to 10 of the oldest index entries
 -- whose record has expired are dropped on the way, so the index stays small.
 if redis.call('EXISTS', KEYS[1]) == 1 then
     return 0
 end
-redis.call('HSET', KEYS[1], 'id', ARGV[2], 'created_at', ARGV[1], 'queued', 0, 'done', 0, unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], 'id', ARGV[2], 'created_at', ARGV[1], 'queued', 0, unpack(ARGV, 3))
 local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[2])
 for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, 9)) do
     if redis.call('EXISTS', prefix .. old) == 0 then

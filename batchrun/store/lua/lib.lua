@@ -62,15 +62,16 @@ end
 -- A batch's last job reached a final state: stamp the end, let the record
 -- expire after the result retention, and queue the batch's on_complete job.
 -- The callback's id was made at map time, and a batch ends here only on the
--- transition of its `done` counter to its total, so it is queued exactly once
+-- transition of its `pending` counter to 0, so it is queued exactly once
 -- (a batch reopened by a requeue does not queue it again).
 local function end_batch(ctx, bkey)
     local f = redis.call('HMGET', bkey, 'id', 'job', 'ttl_ms', 'on_complete', 'on_complete_id',
-        'on_complete_queue', 'on_complete_params', 'succeeded', 'failed', 'dead', 'cancelled')
+        'on_complete_queue', 'on_complete_params', 'total', 'failed', 'dead', 'cancelled')
     redis.call('HSET', bkey, 'ended_at', ctx.now)
     redis.call('PEXPIRE', bkey, tonumber(f[3]) or 604800000)
-    emit(ctx, f[1], 'batch_ended', f[2], 'succeeded ' .. (f[8] or 0) .. ', failed ' .. (f[9] or 0) ..
-        ', dead ' .. (f[10] or 0) .. ', cancelled ' .. (f[11] or 0))
+    local failed, dead, cancelled = tonumber(f[9]) or 0, tonumber(f[10]) or 0, tonumber(f[11]) or 0
+    emit(ctx, f[1], 'batch_ended', f[2], 'succeeded ' .. ((tonumber(f[8]) or 0) - failed - dead - cancelled) ..
+        ', failed ' .. failed .. ', dead ' .. dead .. ', cancelled ' .. cancelled)
     if not f[4] or f[4] == '' or redis.call('HSETNX', bkey, 'on_complete_queued', ctx.now) == 0 then
         return
     end
@@ -85,18 +86,29 @@ end
 
 -- A job of a batch (`batch`, from its record; nil for a job of no batch)
 -- reached a final state. Callers call this only on the transition into a
--- final state, so a job re-run after a crash is never counted twice.
+-- final state, so a job re-run after a crash is never counted twice. A
+-- success costs one call: the batch's `pending` counter (its total at the
+-- start) goes down; successes are what is left of the total when pending,
+-- failed, dead and cancelled are taken away (store/batches.py).
 local function count_final(ctx, batch, state)
     if not batch then
         return
     end
     local bkey = ctx.prefix .. 'batch:' .. batch
-    if redis.call('TYPE', bkey).ok ~= 'hash' then
+    local left = redis.call('HINCRBY', bkey, 'pending', -1)
+    if left < 0 then
+        -- no such batch (its record was deleted): take back the write, leave no stray key
+        if redis.call('HLEN', bkey) == 1 then
+            redis.call('DEL', bkey)
+        else
+            redis.call('HINCRBY', bkey, 'pending', 1)
+        end
         return
     end
-    redis.call('HINCRBY', bkey, state, 1)
-    local done = redis.call('HINCRBY', bkey, 'done', 1)
-    if done == tonumber(redis.call('HGET', bkey, 'total')) then
+    if state ~= 'succeeded' then
+        redis.call('HINCRBY', bkey, state, 1)
+    end
+    if left == 0 then
         end_batch(ctx, bkey)
     end
 end
@@ -109,8 +121,10 @@ local function uncount_final(ctx, key, state)
     if not bkey or redis.call('TYPE', bkey).ok ~= 'hash' then
         return
     end
-    redis.call('HINCRBY', bkey, state, -1)
-    redis.call('HINCRBY', bkey, 'done', -1)
+    if state ~= 'succeeded' then
+        redis.call('HINCRBY', bkey, state, -1)
+    end
+    redis.call('HINCRBY', bkey, 'pending', 1)
     redis.call('HDEL', bkey, 'ended_at')
     redis.call('PERSIST', bkey)
 end
