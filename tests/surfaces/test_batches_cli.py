@@ -197,3 +197,24 @@ def test_map_wait_on_a_terminal_draws_a_progress_bar(project):
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode("utf-8", "replace"))
     assert proc.returncode == 0, text
     assert "3/3" in text and "━" in text and "ended: 3 jobs, 3 succeeded" in text
+
+
+def test_repeated_worker_kills_never_count_a_job_twice(project):
+    import psutil
+
+    batch = project.client.map("square", [{"n": i, "seconds": 0.02} for i in range(200)])
+    sup = project.supervise("--workers", "2")
+    kills = 0
+    for threshold in (30, 80, 130):
+        wait_for(lambda: len(project.runs()) >= threshold, what=f"{threshold} jobs to start")
+        workers = wait_for(lambda: [c for c in psutil.Process(sup.pid).children() if c.name().startswith("python")],
+                           what="a worker to kill")
+        workers[0].kill()
+        kills += 1
+    info = batch.wait(timeout_s=60)
+    assert info["counts"] == {"succeeded": 200, "failed": 0, "dead": 0, "cancelled": 0} and info["done"] == 200
+    results = list(batch.results())
+    assert [r["result"]["n"] for r in results] == list(range(200))
+    crashes = sum(project.job(r["id"])["crashes"] for r in results)
+    assert crashes <= kills
+    assert project.processing_total() == 0
