@@ -1,4 +1,7 @@
-"""Job ids: time-ordered so that listings sort by submission, random so that any client can make them."""
+"""Job ids: time-ordered so that listings sort by submission, random so that any client can make them.
+
+A batch id is shorter (16 hex digits), and the jobs of a batch are named by it and their input's index
+(the batch id and 8 hex digits), so any index maps to its job without a list of ids in Redis."""
 from __future__ import annotations
 
 import re
@@ -6,6 +9,8 @@ import secrets
 import time
 
 JOB_ID = re.compile(r"^[0-9a-f]{12}[0-9a-f]{12}$")
+BATCH_ID = re.compile(r"^[0-9a-f]{16}$")
+MAX_BATCH_SIZE = 16 ** 8
 
 
 def new_job_id() -> str:
@@ -14,3 +19,16 @@ def new_job_id() -> str:
 
 def is_job_id(text: str) -> bool:
     return bool(JOB_ID.match(text))
+
+
+def new_batch_id() -> str:
+    """Unique only together with the check in batch_open.lua, which refuses an id already taken."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(2)}"
+
+
+def batch_job_id(batch_id: str, index: int) -> str:
+    return f"{batch_id}{index:08x}"
+
+
+def is_batch_id(text: str) -> bool:
+    return bool(BATCH_ID.match(text))

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench import cpu, datajobs, flow, footprint, hosts, latency, recovery, replicas, throughput
+from bench import batches, cpu, datajobs, flow, footprint, hosts, latency, recovery, replicas, throughput
 from bench.harness import redis_server, summary
 
 RESULTS = Path(__file__).parent / "results"
@@ -53,6 +53,8 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool], str]] = {
     "beat_round_server_cpu_s": ("< interval", lambda v: v < 2.0, "s"),
     "limited_waiting_cpu_ms_per_s": ("about idle", lambda v: True, "ms/s"),
     "limited_waiting_redis_cmds_per_s": ("about idle", lambda v: True, "cmd/s"),
+    "map_submit_per_s": (">= 100,000", lambda v: v >= 100_000, "inputs/s"),
+    "batch_drain_cost_ratio": ("<= 1.10", lambda v: v <= 1.10, "of plain"),
 }
 
 
@@ -100,6 +102,10 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     figures.update(replicas.submit_rates(workdir / f"replicas-{time.monotonic_ns()}", 500 if quick else 3_000))
     waiting = flow.waiting_cost(workdir, url, w)
     figures.update({f"limited_{name}": value for name, value in waiting.items()})
+    figures["map_submit_per_s"] = batches.map_submit(workdir, url, 20_000 if quick else 100_000)
+    cost = batches.drain_cost(workdir, url, n if quick else 100_000, w)
+    figures.update(batch_drain_plain_per_s=cost["plain_per_s"], batch_drain_batch_per_s=cost["batch_per_s"],
+                   batch_drain_cost_ratio=cost["cost_ratio"])
     return figures
 
 

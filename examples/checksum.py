@@ -25,3 +25,9 @@ def checksum_files(path: str, pattern: str = "**/*") -> dict:
         "bytes": sum(p.stat().st_size for p in files),
         "sha256": {str(p.relative_to(root)): file_digest(p) for p in files},
     }
+
+
+def file_sha256(path: str) -> dict:
+    """One file's digest: the job that `batchrun map` runs once per file of a folder (see README, Batches)."""
+    file = Path(path)
+    return {"path": path, "bytes": file.stat().st_size, "sha256": file_digest(file)}

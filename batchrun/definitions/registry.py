@@ -25,7 +25,7 @@ from batchrun.definitions.yamlfile import Document, did_you_mean, display_path, 
 from batchrun.errors import ConfigError, ConfigErrors, Location, SubmitError
 
 _JOB_KEYS = ("name", "description", "handler", "command", "queue", "params", "timeout",
-             "retries", "backoff", "memory_limit", "threads", "schedule", "unique", "concurrency")
+             "retries", "backoff", "memory_limit", "threads", "schedule", "unique", "concurrency", "on_complete")
 _BACKOFF_KEYS = ("kind", "delay", "max", "jitter")
 _PARAM_KEYS = ("type", "required", "default", "description")
 _HANDLER = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
@@ -52,6 +52,7 @@ class JobDefinition:
     schedules: tuple[Schedule, ...] = ()
     unique: bool = False
     concurrency: int | None = None
+    on_complete: str | None = None
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return validate_params(self.name, self.params, params)
@@ -157,6 +158,7 @@ def parse_job(doc: Document, queues: Sequence[str]) -> JobDefinition:
         schedules=parse_schedules(doc, _parse_name(doc, data.get("name")), params),
         unique=_field(doc, "unique", _bool, False),
         concurrency=_field(doc, "concurrency", _concurrency, None),
+        on_complete=_field(doc, "on_complete", _job_name, None),
     )
 
 
@@ -176,6 +178,13 @@ def _checked(doc: Document, where: tuple[str, ...], parse: Any, value: object) -
 def _string(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _job_name(value: object) -> str:
+    """The job a batch of this job queues when it ends (checked against the registry at map time)."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"expected a job name, got {value!r}")
     return value
 
 

@@ -316,6 +316,37 @@ class Broker:
             keys=[k.job(job_id), k.scheduled, k.cancelling], args=[*self._context(), job_id, self.result_ttl_ms]))
 
     @translated
+    def open_batch(self, batch_id: str, fields: dict[str, str | int | float]) -> bool:
+        """Create a batch's record; False if the id is taken (make another)."""
+        flat = [x for pair in fields.items() for x in pair]
+        return bool(self.scripts.batch_open(keys=[self.keys.batch(batch_id), self.keys.batches],
+                                            args=[time.time(), batch_id, *flat]))
+
+    @translated
+    def enqueue_batch(self, batch_id: str, job: str, queue: str, chunks: Sequence[tuple[int, Sequence[bytes]]]) -> int:
+        """Queue chunks of a batch's jobs, given as (index of the first, params JSON of each), in one pipeline."""
+        k = self.keys
+        with self.client.pipeline(transaction=False) as pipe:
+            for first, payloads in chunks:
+                self.scripts.batch_enqueue(
+                    keys=[k.batch(batch_id), k.queue(queue), k.wake],
+                    args=[*self._context(), batch_id, job, queue, WAKE_TOKEN_CAP, first, *payloads], client=pipe)
+            replies = pipe.execute()
+        if -1 in replies:
+            raise BrokerError(f"batch {batch_id}'s record vanished while its jobs were being queued")
+        return sum(replies)
+
+    @translated
+    def cancel_many(self, job_ids: Sequence[str]) -> list[str]:
+        """cancel() for each id, one script call each (each job changes atomically), in one pipeline."""
+        k = self.keys
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                self.scripts.cancel(keys=[k.job(job_id), k.scheduled, k.cancelling],
+                                    args=[*self._context(), job_id, self.result_ttl_ms], client=pipe)
+            return [_text(outcome) for outcome in pipe.execute()]
+
+    @translated
     def job_fields(self, job_id: str, *fields: str) -> list[str | None]:
         return [None if v is None else _text(v) for v in self.client.hmget(self.keys.job(job_id), fields)]
 

@@ -23,6 +23,8 @@ the prefixes below, which stay inside that hash tag.
     batchrun:{ns}:unique              hash: `<job>:<sha256 of canonical params>` -> id of the unique job holding it
     batchrun:{ns}:active:<job>        set of ids of a concurrency-limited job that hold a slot (taken, not ended)
     batchrun:{ns}:waiting:<job>       list of ids of a limited job parked while its slots are full, oldest at the left
+    batchrun:{ns}:batch:<bid>         hash: a batch's job, total, times, and counters of pending, failed, dead, cancelled jobs
+    batchrun:{ns}:batches             sorted set of batch ids by creation time (for `batchrun batches`)
 """
 from __future__ import annotations
 
@@ -112,3 +114,14 @@ class Keys:
 
     def waiting(self, job: str) -> str:
         return self.prefix + "waiting:" + job
+
+    @property
+    def batch_prefix(self) -> str:
+        return self.prefix + "batch:"
+
+    def batch(self, batch_id: str) -> str:
+        return self.batch_prefix + batch_id
+
+    @property
+    def batches(self) -> str:
+        return self.prefix + "batches"

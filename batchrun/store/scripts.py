@@ -16,8 +16,8 @@ import redis
 from redis.commands.core import Script
 
 JOB_STATE = ("enqueue", "enqueue_many", "fetch", "ack", "release", "fail", "bury", "reclaim", "promote", "cancel",
-             "requeue", "purge", "progress", "fire", "enqueue_controlled")
-NAMES = (*JOB_STATE, "register", "beat", "checkpoint", "sweep", "pause")
+             "requeue", "purge", "progress", "fire", "enqueue_controlled", "batch_enqueue")
+NAMES = (*JOB_STATE, "register", "beat", "checkpoint", "sweep", "pause", "batch_open")
 
 
 def _read(name: str) -> str:
@@ -52,6 +52,8 @@ class Scripts:
     fire: Script
     enqueue_controlled: Script
     pause: Script
+    batch_open: Script
+    batch_enqueue: Script
 
     def __init__(self, client: redis.Redis) -> None:
         for name in NAMES:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from batchrun.store.broker import Broker
 from batchrun.store.connection import Connection, connect
 from batchrun.store.events import EventReader
 from batchrun.store.inspection import Inspector
+from batchrun.store.batches import BatchReader
+from batchrun.surfaces.batches import Batch, Inputs, submit_batch
 
 
 Delay = float | timedelta | None
@@ -43,6 +45,7 @@ class Client:
         self.broker = Broker.for_settings(connection.client, settings)
         self.inspector = Inspector(connection.client, settings.namespace)
         self.events = EventReader(connection.client, settings.namespace)
+        self.batches = BatchReader(connection.client, settings.namespace)
 
     @classmethod
     def open(
@@ -90,6 +93,27 @@ class Client:
         items = [(new_job_id(), encode_params(definition.validate_params(p), limit)) for p in params_list]
         self.broker.enqueue_many(definition.name, definition.queue, items, due)
         return [job_id for job_id, _ in items]
+
+    def map(self, job: str, params_list: Iterable[Mapping[str, Any]], *, on_complete: str | None = None) -> Batch:
+        """Queue one job per params mapping as one batch; every input is validated first, so a bad one
+        queues nothing. `on_complete` (default: the job file's) names a job queued once when the batch
+        ends, with the batch id as its `batch_id` param."""
+        return self.map_inputs(job, ((f"input {i}", p) for i, p in enumerate(params_list)), on_complete=on_complete)
+
+    def map_inputs(self, job: str, inputs: Inputs, *, on_complete: str | None = None) -> Batch:
+        """map() for inputs given as (where, params): `where` locates a bad input in the error."""
+        definition = self._definition(job)
+        callback = on_complete or definition.on_complete
+        batch_id = submit_batch(
+            self.broker, definition, inputs, lambda p: encode_params(p, self.settings.max_payload_bytes),
+            result_ttl_s=self.settings.result_ttl_s, on_complete=self._definition(callback) if callback else None)
+        return self.batch(batch_id)
+
+    def batch(self, batch_id: str) -> Batch:
+        """A handle on an existing batch; raises JobNotFound for an unknown (or expired) id."""
+        handle = Batch(batch_id, self.batches, self.broker)
+        handle.progress()
+        return handle
 
     def cancel(self, job_id: str) -> str:
         """'cancelled' (it was waiting), 'cancelling' (it runs; its worker is being stopped), or 'ended'

@@ -125,3 +125,21 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+def batch(info: dict[str, Any]) -> str:
+    names = ("id", "job", "state", "total", "done", "pending", "created_at", "ended_at", "on_complete",
+             "on_complete_id")
+    lines = [f"{n:<14}  {_value(n, info[n])}" for n in names if info.get(n) is not None]
+    lines.append(f"{'counts':<14}  " + ", ".join(f"{state} {n}" for state, n in info["counts"].items()))
+    return "\n".join(lines)
+
+
+def batches(found: list[dict[str, Any]]) -> str:
+    if not found:
+        return "(no batches)"
+    lines = []
+    for info in found:
+        counts = info["counts"]
+        failed = counts["failed"] + counts["dead"]
+        lines.append(f"{info['id']}  {info['job']:<20} {info['state']:<8} {info['done']:>8}/{info['total']:<8} "
+                     f"{failed} failed  {_value('created_at', info['created_at'])}")
+    return "\n".join(lines)

@@ -297,3 +297,15 @@ def test_unknown_job_points_at_its_broken_file(jobs):
 
 def test_cli_params_unvalidated_for_merging(primes):
     assert primes.parse_cli_params(["stop=7", "other=x"], validate=False) == {"stop": 7, "other": "x"}
+
+
+def test_on_complete_names_a_job(tmp_path):
+    from batchrun.definitions.registry import load_registry
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "a.yaml").write_text("handler: m:f\non_complete: b\n")
+    (jobs / "c.yaml").write_text("handler: m:f\non_complete: [b]\n")
+    registry = load_registry(jobs, ["default"])
+    assert registry.definitions["a"].on_complete == "b"
+    assert [str(e) for e in registry.errors] == [f"{jobs / 'c.yaml'}:2: on_complete: expected a job name, got ['b']"]

@@ -135,3 +135,18 @@ def allocate(megabytes: int, tag: str = "") -> int:
 
 def big_result(size: int) -> str:
     return "x" * size
+
+
+def square(n: int, seconds: float = 0.0, label: str = "") -> dict:
+    """A batch job whose result tells which input it ran on; n < 0 fails."""
+    _record(f"square-{n}")
+    time.sleep(seconds)
+    if n < 0:
+        raise ValueError(f"negative input {n}")
+    return {"n": n, "square": n * n, "label": label}
+
+
+def batch_done(batch_id: str) -> str:
+    """An on_complete callback: records the batch it was called for."""
+    _record(f"batch-done-{batch_id}")
+    return batch_id

@@ -58,6 +58,9 @@ JOBS = {
                "subprocess.Popen([\"sleep\", \"61\", sys.argv[1]]); time.sleep(60)', '{marker}']\n"
                "queue: default\ntimeout: 1s\nparams:\n  marker: {type: str, required: true}\n",
     "big-result": "handler: testjobs:big_result\nqueue: default\nparams:\n  size: {type: int, required: true}\n",
+    "square": "handler: testjobs:square\nqueue: default\nparams:\n  n: {type: int, required: true}\n"
+              "  seconds: {type: float, default: 0.0}\n  label: {type: str, default: ''}\n",
+    "batch-done": "handler: testjobs:batch_done\nqueue: default\nparams:\n  batch_id: {type: str, required: true}\n",
 }
 
 DEFAULT_CONFIG = {

@@ -12,7 +12,8 @@
 -- Returns the number of jobs recorded. An id whose record is gone or is not a
 -- hash (tampered with) is dropped, as there is nothing to record it in. A job
 -- no longer in this worker's processing list was reclaimed after the worker
--- was presumed dead: its record is left to whoever runs it now.
+-- was presumed dead: its record is left to whoever runs it now. A job of a
+-- batch is counted in its batch (see count_final in lib.lua).
 local ctx = context()
 local stored = 0
 for i = 5, #ARGV, 2 do
@@ -23,11 +24,12 @@ for i = 5, #ARGV, 2 do
     elseif redis.call('LREM', KEYS[1], 1, id) == 1 then
         redis.call('HSET', key, 'state', 'succeeded', 'finished_at', ctx.now, 'result', ARGV[i + 1])
         redis.call('PEXPIRE', key, ARGV[4])
-        local fields = redis.call('HMGET', key, 'job', 'limit')
+        local fields = redis.call('HMGET', key, 'job', 'limit', 'batch')
         if fields[2] then
             free_slot(ctx, id, fields[1])
         end
         emit(ctx, id, 'succeeded', fields[1], '')
+        count_final(ctx, fields[3], 'succeeded')
         stored = stored + 1
     end
 end

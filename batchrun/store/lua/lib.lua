@@ -60,8 +60,79 @@ local function wake_one(ctx, cap)
     end
 end
 
+-- A batch's last job reached a final state: stamp the end, let the record
+-- expire after the result retention, and queue the batch's on_complete job.
+-- The callback's id was made at map time, and a batch ends here only on the
+-- transition of its `pending` counter to 0, so it is queued exactly once
+-- (a batch reopened by a requeue does not queue it again).
+local function end_batch(ctx, bkey)
+    local f = redis.call('HMGET', bkey, 'id', 'job', 'ttl_ms', 'on_complete', 'on_complete_id',
+        'on_complete_queue', 'on_complete_params', 'total', 'failed', 'dead', 'cancelled')
+    redis.call('HSET', bkey, 'ended_at', ctx.now)
+    redis.call('PEXPIRE', bkey, tonumber(f[3]) or 604800000)
+    local failed, dead, cancelled = tonumber(f[9]) or 0, tonumber(f[10]) or 0, tonumber(f[11]) or 0
+    emit(ctx, f[1], 'batch_ended', f[2], 'succeeded ' .. ((tonumber(f[8]) or 0) - failed - dead - cancelled) ..
+        ', failed ' .. failed .. ', dead ' .. dead .. ', cancelled ' .. cancelled)
+    if not f[4] or f[4] == '' or redis.call('HSETNX', bkey, 'on_complete_queued', ctx.now) == 0 then
+        return
+    end
+    local ckey = job_key(ctx, f[5])
+    if redis.call('EXISTS', ckey) == 0 then
+        redis.call('HSET', ckey, 'job', f[4], 'params', f[7], 'queue', f[6], 'state', 'queued', 'enqueued_at', ctx.now)
+        redis.call('RPUSH', ctx.prefix .. 'queue:' .. f[6], f[5])
+        redis.call('LPUSH', ctx.prefix .. 'wake', '1')
+        emit(ctx, f[5], 'queued', f[4], 'batch ' .. f[1] .. ' ended')
+    end
+end
+
+-- A job of a batch (`batch`, from its record; nil for a job of no batch)
+-- reached a final state. Callers call this only on the transition into a
+-- final state, so a job re-run after a crash is never counted twice. A
+-- success costs one call: the batch's `pending` counter (its total at the
+-- start) goes down; successes are what is left of the total when pending,
+-- failed, dead and cancelled are taken away (store/batches.py).
+local function count_final(ctx, batch, state)
+    if not batch then
+        return
+    end
+    local bkey = ctx.prefix .. 'batch:' .. batch
+    local left = redis.call('HINCRBY', bkey, 'pending', -1)
+    if left < 0 then
+        -- no such batch (its record was deleted): take back the write, leave no stray key
+        if redis.call('HLEN', bkey) == 1 then
+            redis.call('DEL', bkey)
+        else
+            redis.call('HINCRBY', bkey, 'pending', 1)
+        end
+        return
+    end
+    if state ~= 'succeeded' then
+        redis.call('HINCRBY', bkey, state, 1)
+    end
+    if left == 0 then
+        end_batch(ctx, bkey)
+    end
+end
+
+-- A job of a batch left a final state (requeued from the dead-letter list):
+-- uncount it, and keep the batch's record until it ends again.
+local function uncount_final(ctx, key, state)
+    local batch = redis.call('HGET', key, 'batch')
+    local bkey = batch and ctx.prefix .. 'batch:' .. batch
+    if not bkey or redis.call('TYPE', bkey).ok ~= 'hash' then
+        return
+    end
+    if state ~= 'succeeded' then
+        redis.call('HINCRBY', bkey, state, -1)
+    end
+    redis.call('HINCRBY', bkey, 'pending', 1)
+    redis.call('HDEL', bkey, 'ended_at')
+    redis.call('PERSIST', bkey)
+end
+
 -- End a job as cancelled; its record stays readable for the result retention.
 local function cancel(ctx, id, key, job, ttl_ms)
+    count_final(ctx, redis.call('HGET', key, 'batch'), 'cancelled')
     redis.call('HSET', key, 'state', 'cancelled', 'finished_at', ctx.now)
     redis.call('HDEL', key, 'due_at', 'cancel_requested')
     redis.call('PEXPIRE', key, ttl_ms)
@@ -86,6 +157,7 @@ end
 
 -- Move a job to the dead-letter list for good ('failed' or 'dead').
 local function bury_record(ctx, id, key, state, job, err, tb)
+    count_final(ctx, redis.call('HGET', key, 'batch'), state)
     redis.call('HSET', key, 'state', state, 'finished_at', ctx.now, 'error', err, 'traceback', tb or '')
     redis.call('RPUSH', ctx.prefix .. 'dead', id)
     emit(ctx, id, state, job, err)

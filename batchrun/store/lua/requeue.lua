@@ -21,6 +21,7 @@ for i = 6, #ARGV do
     elseif redis.call('LREM', KEYS[1], 1, id) == 0 then
         results[#results + 1] = 0
     else
+        uncount_final(ctx, rec.key, rec.state)
         redis.call('HDEL', rec.key, 'attempts', 'failures', 'crashes', 'error', 'traceback', 'last_crash',
             'finished_at', 'started_at', 'worker', 'result', 'due_at', 'cancel_requested')
         if ARGV[5] == '1' then

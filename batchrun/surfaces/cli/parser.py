@@ -5,6 +5,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from batchrun.surfaces.cli.batches import cmd_batch, cmd_batches, cmd_map
 from batchrun.surfaces.cli.common import positive_int, seconds
 from batchrun.surfaces.cli.deadletter import cmd_dead, cmd_purge, cmd_requeue
 from batchrun.surfaces.cli.flow import cmd_pause, cmd_resume, cmd_schedules
@@ -41,9 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--delay", help="run after this long, e.g. 90s, 5m, 2h")
     when.add_argument("--at", help="run at this time, ISO 8601 with a zone, e.g. 2026-12-01T03:00:00Z")
     cancel = add("cancel", cmd_cancel, "cancel jobs: waiting ones at once, running ones by stopping their worker")
-    cancel.add_argument("job_id", nargs="+")
+    cancel.add_argument("job_id", nargs="*")
+    cancel.add_argument("--batch", metavar="BATCH_ID", help="cancel every job of this batch")
     wait = add("wait", cmd_wait, "wait until jobs end; exit 0 only if all succeeded (8 on timeout)")
-    wait.add_argument("job_id", nargs="+")
+    wait.add_argument("job_id", nargs="*")
+    wait.add_argument("--batch", metavar="BATCH_ID", help="wait until this batch ends")
     wait.add_argument("--timeout", type=seconds, help="give up after this long, e.g. 30s")
     events = add("events", cmd_events, "print recent job events; --follow keeps printing new ones")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing events as they happen")
@@ -79,4 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help in (("pause", cmd_pause, "stop taking jobs from queues; running jobs finish"),
                              ("resume", cmd_resume, "take jobs from paused queues again")):
         add(name, func, help).add_argument("queue", nargs="+", help="a configured queue")
+    mapping = add("map", cmd_map, "queue one job per input (JSONL or CSV) as one batch; prints the batch id")
+    mapping.add_argument("job", help="job name, as defined in the jobs folder")
+    mapping.add_argument("--input", "-i", required=True, metavar="FILE", help="inputs: JSONL or CSV; - for stdin")
+    mapping.add_argument("--format", choices=["jsonl", "csv"], help="input format (default: from the file name)")
+    mapping.add_argument("--wait", action="store_true", help="show progress until the batch ends; exit 0 only "
+                                                             "if every job succeeded")
+    mapping.add_argument("--on-complete", metavar="JOB", help="job to queue once when the batch ends, with "
+                                                              "batch_id (default: the job file's on_complete)")
+    batch = add("batch", cmd_batch, "a batch's progress and counts; --results writes every result in input order")
+    batch.add_argument("batch_id")
+    batch.add_argument("--json", action="store_true", help="print JSON")
+    batch.add_argument("--results", metavar="FILE", help="write one JSON line per input, in input order (- for stdout)")
+    batches = add("batches", cmd_batches, "list recent batches with their progress")
+    batches.add_argument("--json", action="store_true", help="print JSON")
+    batches.add_argument("--limit", type=positive_int, default=20, help="list at most this many (default 20)")
     return parser

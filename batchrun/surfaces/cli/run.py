@@ -15,6 +15,7 @@ from batchrun.runtime.datajobs import prepare_data_jobs
 from batchrun.runtime.hostlock import SupervisorLock
 from batchrun.runtime.supervisor import Supervisor, default_workers
 from batchrun.store.connection import connect
+from batchrun.surfaces.cli.batches import cancel_batch, wait_batch
 from batchrun.surfaces.cli.common import open_client, settings_for
 from batchrun.surfaces.cli.progressbar import ProgressBar
 from batchrun.surfaces.client import Client
@@ -92,6 +93,8 @@ def _at(text: str | None) -> datetime | None:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    if args.batch or not args.job_id:
+        return cancel_batch(args)
     code = ExitCode.OK
     with open_client(args) as client:
         for job_id in args.job_id:
@@ -119,6 +122,8 @@ def _state_of(client: Client, job_id: str) -> str:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
+    if args.batch or not args.job_id:
+        return wait_batch(args)
     with open_client(args) as client:
         bar = ProgressBar(client, args.job_id[0]) if len(args.job_id) == 1 and sys.stderr.isatty() else None
         try:
