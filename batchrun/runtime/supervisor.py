@@ -167,10 +167,14 @@ class Supervisor:
         self.signals.append(signum)
 
     def _sleep(self) -> None:
+        """Until the next step due. While stopping, promote and the scheduler no longer run (their due
+        times stay in the past), so only the heartbeats and the sweep count."""
+        now = time.monotonic()
+        due = [self.liveness.next_beat - now, self.sweep.next_at - now]
+        if self.stop is None:
+            due += [self.next_promote - now, self.scheduler.seconds_until_due()]
         timeout = UNTIL_EMPTY_TICK_S if self.until_empty or self.stop else self.settings.promote_interval_s
-        timeout = max(0.0, min(timeout, self.next_promote - time.monotonic(),
-                               self.liveness.next_beat - time.monotonic(), self.sweep.next_at - time.monotonic()))
-        timeout = min(timeout, self.scheduler.seconds_until_due())
+        timeout = max(0.0, min(timeout, *due))
         if self.signals:
             return
         ready, _, _ = select.select([self.wakeup_r], [], [], timeout)

@@ -143,3 +143,14 @@ def test_json_logs_for_containers(project):
     lines = [orjson.loads(line) for line in project.supervisor_log().splitlines()]
     assert {"ts", "level", "logger", "pid", "msg"} <= set(lines[0])
     assert any("queues are empty" in line["msg"] for line in lines)
+
+
+def test_a_stopping_supervisor_waits_without_spinning(project):
+    """While running jobs get their grace period, the loop sleeps until its next step instead of polling."""
+    project.submit("sleep", seconds=30.0, tag="slow")
+    proc = project.supervise("--workers", "1")
+    wait_for(lambda: project.runs(), what="the job to start")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "SIGTERM: stopping" in project.supervisor_log(), what="the stop to begin")
+    busy = psutil.Process(proc.pid).cpu_percent(interval=2.0)
+    assert busy < 25, f"the supervisor used {busy:.0f}% of a CPU during its grace period"
