@@ -133,7 +133,8 @@ class Client:
         return self.inspector.jobs(self.inspector.dead_ids(0, limit - 1))
 
     def requeue(self, job_ids: Sequence[str], *, fresh: bool = False) -> dict[str, int]:
-        """Per id: 1 requeued with its counters reset, 0 not dead-lettered, -1 nothing to run.
+        """Per id: 1 requeued with its counters reset, 0 not dead-lettered, -1 nothing to run, -2 a unique job
+        whose equal twin is live (it stays dead-lettered).
         Checkpoints are kept, so the jobs resume; fresh=True drops them."""
         return dict(zip(job_ids, self.broker.requeue(job_ids, fresh)))
 
@@ -144,7 +145,7 @@ class Client:
         while left > 0 and (ids := self.inspector.dead_ids(skip, skip + min(REQUEUE_CHUNK, left) - 1)):
             results = self.broker.requeue(ids, fresh)
             total += results.count(1)
-            skip += results.count(-1)
+            skip += results.count(-1) + results.count(-2)
             left -= len(ids)
         return total
 

@@ -113,6 +113,20 @@ def test_racing_unique_enqueues_make_one_job_and_an_ended_one_frees_the_key(brok
     assert created and again != job_id
 
 
+def test_a_dead_unique_job_is_not_requeued_beside_its_live_twin(broker):
+    first, _ = broker.enqueue_controlled(new_job_id(), "u", b"{}", "default", unique_key="u:2")
+    worker = _worker(broker, "w1")
+    assert _ids(broker, worker) == [first]
+    broker.fail(worker, first, Failure("final", "boom"))
+    twin, created = broker.enqueue_controlled(new_job_id(), "u", b"{}", "default", unique_key="u:2")
+    assert created
+    assert broker.requeue([first]) == [-2], "the twin is queued: requeueing would run two equal jobs"
+    assert broker.client.lpos(broker.keys.dead, first) is not None, "it stays dead-lettered"
+    broker.cancel(twin)
+    assert broker.requeue([first]) == [1]
+    assert broker.enqueue_controlled(new_job_id(), "u", b"{}", "default", unique_key="u:2") == (first, False)
+
+
 # --- concurrency ----------------------------------------------------------------
 
 

@@ -24,7 +24,8 @@ def cmd_requeue(args: argparse.Namespace) -> int:
             print(f"requeued {client.requeue_all(fresh=args.fresh)} jobs")
             return ExitCode.OK
         results = client.requeue(args.job_id, fresh=args.fresh)
-    meaning = {1: "requeued", 0: "not in the dead-letter list", -1: "a malformed entry with no job to run"}
+    meaning = {1: "requeued", 0: "not in the dead-letter list", -1: "a malformed entry with no job to run",
+               -2: "a unique job whose equal twin is queued or running; left dead-lettered"}
     for job_id, result in results.items():
         print(f"{job_id}: {meaning[result]}")
     return ExitCode.OK if all(r == 1 for r in results.values()) else ExitCode.FAILURE
