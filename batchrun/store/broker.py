@@ -10,9 +10,11 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import redis
+from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
 
 from batchrun.definitions.urls import redact
 from batchrun.errors import BrokerError, RedisUnavailable
@@ -45,7 +47,7 @@ def translated(method: Callable[P, R]) -> Callable[P, R]:
             return method(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise RedisUnavailable(redact(f"Redis is unreachable: {exc}")) from exc
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             raise BrokerError(redact(f"Redis refused {method.__name__}: {exc}")) from exc
 
     return wrapper
@@ -118,9 +120,7 @@ class Broker:
         k = self.keys
         keys = [k.job(job_id), k.queue(queue), k.scheduled]
         args = [*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due]
-        if self.durable.wanted:
-            return bool(self.durable.call(self.scripts.enqueue, keys, args, [job_id]))
-        return bool(self.scripts.enqueue(keys=keys, args=args))
+        return bool(self._call(self.scripts.enqueue, keys, args, [job_id]))
 
     @translated
     def enqueue_many(self, job: str, queue: str, items: Sequence[tuple[str, bytes]], due: float = 0.0) -> int:
@@ -129,20 +129,27 @@ class Broker:
         chunks = [[x for pair in items[start:start + BULK_CHUNK] for x in pair]
                   for start in range(0, len(items), BULK_CHUNK)]
         keys = [k.queue(queue), k.wake, k.scheduled]
+        calls = [(keys, [*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat]) for flat in chunks]
+        return sum(self._call_many(self.scripts.enqueue_many, calls, [job_id for job_id, _ in items]))
+
+    def _call(self, script: Script, keys: list[str], args: list[Any], job_ids: list[str]) -> Any:
+        """One script call that creates jobs: with min_replicas, it returns only once that many replicas
+        hold them (store/durability.py)."""
         if self.durable.wanted:
-            ids = [job_id for job_id, _ in items]
-            return sum(self.durable.call(self.scripts.enqueue_many, keys,
-                                         [*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat], ids)
-                       for flat in chunks)
-        if is_cluster(self.client):  # redis-py's cluster pipelines refuse scripts: one call per chunk
-            return sum(self.scripts.enqueue_many(keys=keys, args=[*self._context(), job, queue, WAKE_TOKEN_CAP,
-                                                                  due, *flat]) for flat in chunks)
+            return self.durable.call(script, keys, args, job_ids)
+        return script(keys=keys, args=args)
+
+    def _call_many(self, script: Script, calls: Sequence[tuple[list[str], list[Any]]],
+                   job_ids: list[str] | None) -> list[Any]:
+        """Several calls of one script, in one pipeline where possible: redis-py's cluster pipelines refuse
+        scripts, and a durable submit waits after each call. job_ids None: not a submit, never waited for."""
+        if (job_ids is not None and self.durable.wanted) or is_cluster(self.client):
+            return [self._call(script, keys, args, job_ids) if job_ids is not None else script(keys=keys, args=args)
+                    for keys, args in calls]
         with self.client.pipeline(transaction=False) as pipe:
-            for flat in chunks:
-                self.scripts.enqueue_many(
-                    keys=keys, args=[*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat], client=pipe,
-                )
-            return sum(pipe.execute())
+            for keys, args in calls:
+                script(keys=keys, args=args, client=pipe)
+            return pipe.execute()
 
     @translated
     def enqueue_controlled(self, job_id: str, job: str, params_json: bytes, queue: str, due: float = 0.0, *,
@@ -150,11 +157,10 @@ class Broker:
         """Enqueue a unique or limited job (enqueue_controlled.lua); returns (id, created). For a unique
         job whose twin has not ended, that twin's id and False."""
         k = self.keys
-        found, created = self.scripts.enqueue_controlled(
-            keys=[k.job(job_id), k.unique],
-            args=[*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due, unique_key,
-                  "" if limit is None else limit],
-        )
+        found, created = self._call(
+            self.scripts.enqueue_controlled, [k.job(job_id), k.unique],
+            [*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due, unique_key,
+             "" if limit is None else limit], [job_id])
         return _text(found), bool(created)
 
     @translated
@@ -163,11 +169,10 @@ class Broker:
         """Fire one due time of a schedule (fire.lua): 1 queued, 2 recorded but its unique twin runs,
         0 fired already (by this or another supervisor)."""
         k = self.keys
-        return int(self.scripts.fire(
-            keys=[k.schedules, k.job(job_id)],
-            args=[*self._context(), schedule_id, repr(due), job_id, job, params_json, queue, WAKE_TOKEN_CAP,
-                  unique_key, "" if limit is None else limit],
-        ))
+        return int(self._call(
+            self.scripts.fire, [k.schedules, k.job(job_id)],
+            [*self._context(), schedule_id, repr(due), job_id, job, params_json, queue, WAKE_TOKEN_CAP,
+             unique_key, "" if limit is None else limit], [job_id]))
 
     @translated
     def mark_schedules(self, handled: dict[str, float]) -> None:
@@ -326,25 +331,28 @@ class Broker:
     def enqueue_batch(self, batch_id: str, job: str, queue: str, chunks: Sequence[tuple[int, Sequence[bytes]]]) -> int:
         """Queue chunks of a batch's jobs, given as (index of the first, params JSON of each), in one pipeline."""
         k = self.keys
-        with self.client.pipeline(transaction=False) as pipe:
-            for first, payloads in chunks:
-                self.scripts.batch_enqueue(
-                    keys=[k.batch(batch_id), k.queue(queue), k.wake],
-                    args=[*self._context(), batch_id, job, queue, WAKE_TOKEN_CAP, first, *payloads], client=pipe)
-            replies = pipe.execute()
+        calls = [([k.batch(batch_id), k.queue(queue), k.wake],
+                  [*self._context(), batch_id, job, queue, WAKE_TOKEN_CAP, first, *payloads])
+                 for first, payloads in chunks]
+        replies = self._call_many(self.scripts.batch_enqueue, calls, [batch_id])
+        if -2 in replies:
+            raise BrokerError(f"batch {batch_id} was cancelled while its jobs were being queued")
         if -1 in replies:
             raise BrokerError(f"batch {batch_id}'s record vanished while its jobs were being queued")
         return sum(replies)
 
     @translated
+    def close_batch(self, batch_id: str) -> int:
+        """Refuse further chunks of a batch, and stop counting inputs never queued (batch_close.lua)."""
+        return int(self.scripts.batch_close(keys=[self.keys.batch(batch_id)], args=self._context()))
+
+    @translated
     def cancel_many(self, job_ids: Sequence[str]) -> list[str]:
         """cancel() for each id, one script call each (each job changes atomically), in one pipeline."""
         k = self.keys
-        with self.client.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                self.scripts.cancel(keys=[k.job(job_id), k.scheduled, k.cancelling],
-                                    args=[*self._context(), job_id, self.result_ttl_ms], client=pipe)
-            return [_text(outcome) for outcome in pipe.execute()]
+        calls = [([k.job(job_id), k.scheduled, k.cancelling], [*self._context(), job_id, self.result_ttl_ms])
+                 for job_id in job_ids]
+        return [_text(outcome) for outcome in self._call_many(self.scripts.cancel, calls, None)]
 
     @translated
     def job_fields(self, job_id: str, *fields: str) -> list[str | None]:
@@ -367,7 +375,8 @@ class Broker:
 
     @translated
     def requeue(self, job_ids: Sequence[str], fresh: bool = False) -> list[int]:
-        """Per id: 1 requeued, 0 not dead-lettered, -1 a malformed entry with nothing to run.
+        """Per id: 1 requeued, 0 not dead-lettered, -1 a malformed entry with nothing to run, -2 a unique
+        job whose equal twin is live.
         fresh drops the jobs' checkpoints, so they start from zero."""
         if not job_ids:
             return []

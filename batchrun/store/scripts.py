@@ -16,7 +16,8 @@ import redis
 from redis.commands.core import Script
 
 JOB_STATE = ("enqueue", "enqueue_many", "fetch", "ack", "release", "fail", "bury", "reclaim", "promote", "cancel",
-             "requeue", "purge", "progress", "fire", "enqueue_controlled", "batch_enqueue")
+             "requeue", "purge", "progress", "fire", "enqueue_controlled", "batch_enqueue",
+             "batch_close")
 NAMES = (*JOB_STATE, "register", "beat", "checkpoint", "sweep", "pause", "batch_open")
 
 
@@ -54,6 +55,7 @@ class Scripts:
     pause: Script
     batch_open: Script
     batch_enqueue: Script
+    batch_close: Script
 
     def __init__(self, client: redis.Redis) -> None:
         for name in NAMES:

@@ -64,7 +64,9 @@ class Batch:
             yield result_record(index, job_id, state, result, error)
 
     def cancel(self) -> dict[str, int]:
-        """Cancel every job of the batch; returns how many were cancelled, are being stopped, or had ended."""
+        """Cancel every job of the batch; returns how many were cancelled, are being stopped, or had ended.
+        The batch is closed first: a map still queueing it stops, and inputs never queued no longer count."""
+        self.broker.close_batch(self.id)
         total = self.progress()["total"]
         outcomes: dict[str, int] = {}
         for start in range(0, total, READ_CHUNK):
@@ -95,11 +97,16 @@ def submit_batch(broker: Broker, definition: JobDefinition, inputs: Inputs, enco
                  result_ttl_s: float, on_complete: JobDefinition | None = None) -> str:
     """Validate every input (where: a location for errors, params), then queue them all as one batch.
     `encode` turns validated params into the JSON payload, refusing one over the size limit."""
+    if definition.unique:
+        raise SubmitError(f"job {definition.name!r} is unique: submit it one input at a time, since a batch's "
+                          "jobs would not be checked against each other and their twins")
     callback = _callback_fields(on_complete)
     with tempfile.TemporaryFile(prefix="batchrun-map-") as spool:
         total = _spool(definition, inputs, encode, spool)
         fields: dict[str, str | int | float] = {"job": definition.name, "queue": definition.queue, "total": total,
                                                 "pending": total, "ttl_ms": max(1, int(result_ttl_s * 1000))}
+        if definition.concurrency:
+            fields["limit"] = definition.concurrency
         batch_id = _open(broker, {**fields, **callback})
         spool.seek(0)
         _queue(broker, batch_id, definition, spool)
@@ -114,7 +121,8 @@ def _callback_fields(on_complete: JobDefinition | None) -> dict[str, str]:
         raise SubmitError(f"on_complete job {on_complete.name!r} must declare a {CALLBACK_PARAM!r} param "
                           "(type str): it is called with the batch id")
     on_complete.validate_params({CALLBACK_PARAM: "0" * 16})
-    return {"on_complete": on_complete.name, "on_complete_queue": on_complete.queue}
+    limit = {"on_complete_limit": on_complete.concurrency} if on_complete.concurrency else {}
+    return {"on_complete": on_complete.name, "on_complete_queue": on_complete.queue, **limit}
 
 
 def _spool(definition: JobDefinition, inputs: Inputs, encode: Encode, spool: IO[bytes]) -> int:

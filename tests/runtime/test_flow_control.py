@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from batchrun.errors import SubmitError
 from tests.support.project import wait_for
 
 
@@ -152,3 +153,16 @@ def test_a_slot_held_by_a_killed_worker_is_freed_when_its_jobs_are_reclaimed(pro
     _never_overlap(project, "s", killed_first=True)
     assert project.redis.scard(project.keys.active("single")) == 0
     assert project.redis.llen(project.keys.waiting("single")) == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_mapped_limited_job_keeps_its_limit_and_a_unique_one_is_refused(project):
+    _define(project, "single", "concurrency: 1\n")
+    _define(project, "only", "unique: true\n")
+    batch = project.client.map("single", [{"seconds": 0.2, "tag": f"m{i}"} for i in range(4)])
+    project.supervise("--workers", "3")
+    assert batch.wait(timeout_s=30)["counts"]["succeeded"] == 4
+    _never_overlap(project, "m")
+    with pytest.raises(SubmitError, match="'only' is unique: submit it one input at a time"):
+        project.client.map("only", [{"tag": "a"}, {"tag": "a"}])
+    assert project.cli("batches", "--json").stdout.count('"job":"only"') == 0, "nothing was written"

@@ -59,6 +59,12 @@ def test_a_cluster_runs_several_namespaces_spread_over_its_shards(tmp_path, serv
             assert result.returncode == 0, result.stderr
         shards = {_shard_of(nodes, p.keys.wake) for p in projects}
         assert len(shards) > 1, "the namespaces live on more than one shard"
+        batch = projects[4].client.map("square", [{"n": n} for n in range(30)])
+        projects[4].supervise("--workers", "1", "--until-empty")
+        assert batch.wait(timeout_s=60) and [r["result"]["square"] for r in batch.results()] == [n * n for n in range(30)]
+        cancelled = projects[5].client.map("square", [{"n": n} for n in range(5)])
+        assert projects[5].cli("cancel", "--batch", cancelled.id).returncode == 0
+        assert cancelled.progress()["counts"]["cancelled"] == 5
         durable = factory(min_replicas=1, replica_timeout="100ms")
         with pytest.raises(NotReplicated) as caught:
             durable.submit("noop")

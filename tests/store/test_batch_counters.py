@@ -14,6 +14,7 @@ import redis
 
 from batchrun.ids import batch_job_id, new_job_id
 from batchrun.store.batches import BatchReader
+from batchrun.errors import BrokerError
 from batchrun.store.broker import Broker, Failure
 
 pytestmark = pytest.mark.timeout(30)
@@ -193,3 +194,23 @@ def test_an_ack_for_a_batch_whose_record_is_gone_leaves_no_stray_key(broker, cli
     client.delete(broker.keys.batch(batch_id))
     assert _ack(broker, _take(broker)) == 1
     assert not client.exists(broker.keys.batch(batch_id))
+
+
+def test_a_batch_whose_map_died_half_way_ends_once_closed(broker, reader):
+    """A map killed after one chunk of 4 of its 10 inputs: cancelling the batch closes it, the 6 inputs never
+    queued stop counting, a late chunk is refused, and the batch ends when its queued jobs have."""
+    batch_id = "00000000000000aa"
+    assert broker.open_batch(batch_id, {"job": "noop", "queue": "default", "total": 10, "pending": 10,
+                                        "ttl_ms": 5000})
+    assert broker.enqueue_batch(batch_id, "noop", "default", [(0, [b"{}"] * 4)]) == 4
+    taken = _take(broker, limit=2)
+    assert _ack(broker, taken) == 2
+    assert broker.close_batch(batch_id) == 6
+    assert broker.close_batch(batch_id) == 0, "closing twice changes nothing"
+    with pytest.raises(BrokerError, match="cancelled while its jobs were being queued"):
+        broker.enqueue_batch(batch_id, "noop", "default", [(4, [b"{}"] * 6)])
+    info = reader.info(batch_id)
+    assert (info["total"], info["state"], info["done"]) == (4, "running", 2)
+    assert _ack(broker, _take(broker, limit=2)) == 2
+    info = reader.info(batch_id)
+    assert info["state"] == "ended" and info["counts"]["succeeded"] == 4

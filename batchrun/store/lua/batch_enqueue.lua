@@ -9,6 +9,9 @@
 -- batch), not one per job: per-job events would halve the rate of a large map
 -- and push every other event out of the capped stream.
 --
+-- A concurrency-limited job's limit (`limit` in the batch hash) is written on
+-- each record, as enqueue_controlled.lua does, so fetch.lua enforces it.
+--
 -- KEYS[1]  batch hash                 batchrun:{ns}:batch:<bid>
 -- KEYS[2]  queue list                 batchrun:{ns}:queue:<queue>
 -- KEYS[3]  wake list                  batchrun:{ns}:wake
@@ -20,13 +23,17 @@
 -- ARGV[8]  index of this chunk's first job
 -- ARGV[9..] params JSON of each job of the chunk, in order
 --
--- Returns the number of jobs queued, 0 for a chunk already applied, or -1
--- when the batch's record is gone.
+-- Returns the number of jobs queued, 0 for a chunk already applied, -1
+-- when the batch's record is gone, or -2 when the batch was closed
+-- (cancelled, batch_close.lua) meanwhile.
 local ctx = context()
 local batch, job, queue, first = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[8])
-local queued = redis.call('HGET', KEYS[1], 'queued')
+local queued, limit, closed = unpack(redis.call('HMGET', KEYS[1], 'queued', 'limit', 'closed'))
 if not queued then
     return -1
+end
+if closed then
+    return -2
 end
 if tonumber(queued) ~= first then
     return 0
@@ -37,6 +44,9 @@ for i = 9, #ARGV do
     local id = batch .. string.format('%08x', index)
     redis.call('HSET', job_key(ctx, id), 'job', job, 'params', ARGV[i], 'queue', queue, 'state', 'queued',
         'enqueued_at', ctx.now, 'batch', batch, 'index', index)
+    if limit then
+        redis.call('HSET', job_key(ctx, id), 'limit', limit)
+    end
     ids[#ids + 1] = id
     if #ids == 1000 then
         redis.call('RPUSH', KEYS[2], unpack(ids))

@@ -67,7 +67,7 @@ end
 -- (a batch reopened by a requeue does not queue it again).
 local function end_batch(ctx, bkey)
     local f = redis.call('HMGET', bkey, 'id', 'job', 'ttl_ms', 'on_complete', 'on_complete_id',
-        'on_complete_queue', 'on_complete_params', 'total', 'failed', 'dead', 'cancelled')
+        'on_complete_queue', 'on_complete_params', 'total', 'failed', 'dead', 'cancelled', 'on_complete_limit')
     redis.call('HSET', bkey, 'ended_at', ctx.now)
     redis.call('PEXPIRE', bkey, tonumber(f[3]) or 604800000)
     local failed, dead, cancelled = tonumber(f[9]) or 0, tonumber(f[10]) or 0, tonumber(f[11]) or 0
@@ -79,6 +79,9 @@ local function end_batch(ctx, bkey)
     local ckey = job_key(ctx, f[5])
     if redis.call('EXISTS', ckey) == 0 then
         redis.call('HSET', ckey, 'job', f[4], 'params', f[7], 'queue', f[6], 'state', 'queued', 'enqueued_at', ctx.now)
+        if f[12] then
+            redis.call('HSET', ckey, 'limit', f[12])
+        end
         redis.call('RPUSH', ctx.prefix .. 'queue:' .. f[6], f[5])
         redis.call('LPUSH', ctx.prefix .. 'wake', '1')
         emit(ctx, f[5], 'queued', f[4], 'batch ' .. f[1] .. ' ended')
