@@ -105,10 +105,6 @@ class AlreadyRunning(BatchrunError):
     exit_code = ExitCode.ALREADY_RUNNING
 
 
-class WorkerBootFailed(BatchrunError):
-    exit_code = ExitCode.WORKER_BOOT
-
-
 class WaitTimeout(BatchrunError):
     """`wait` gave up before every job finished; `states` holds each job's state at that moment."""
 

@@ -9,7 +9,6 @@ import secrets
 import time
 
 JOB_ID = re.compile(r"^[0-9a-f]{12}[0-9a-f]{12}$")
-BATCH_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_BATCH_SIZE = 16 ** 8
 
 
@@ -29,6 +28,3 @@ def new_batch_id() -> str:
 def batch_job_id(batch_id: str, index: int) -> str:
     return f"{batch_id}{index:08x}"
 
-
-def is_batch_id(text: str) -> bool:
-    return bool(BATCH_ID.match(text))

@@ -14,6 +14,9 @@ from batchrun.surfaces.cli.operate import cmd_dashboard, cmd_top
 from batchrun.surfaces.cli.run import cmd_cancel, cmd_submit, cmd_supervise, cmd_wait
 
 
+Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchrun", description="Run CPU-heavy jobs defined in YAML, through Redis.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -28,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
+    for group in (_run_commands, _inspect_commands, _dead_letter_commands, _operate_commands, _flow_commands,
+                  _batch_commands):
+        group(add)
+    return parser
+
+
+def _run_commands(add: Add) -> None:
     sup = add("supervise", cmd_supervise, "run workers until stopped (or until the queues are empty)")
     sup.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
     sup.add_argument("--until-empty", action="store_true", help="exit 0 once nothing is queued or running (for cron)")
@@ -48,10 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("job_id", nargs="*")
     wait.add_argument("--batch", metavar="BATCH_ID", help="wait until this batch ends")
     wait.add_argument("--timeout", type=seconds, help="give up after this long, e.g. 30s")
+
+
+def _inspect_commands(add: Add) -> None:
     events = add("events", cmd_events, "print recent job events; --follow keeps printing new ones")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing events as they happen")
     events.add_argument("--count", type=positive_int, default=20, help="how many past events to print first (default 20)")
     events.add_argument("--json", action="store_true", help="one JSON object per line")
+    for name, func, help in (("status", cmd_status, "queues, workers, in-flight and dead-letter counts"),
+                             ("show", cmd_show, "one job's state, attempts, timestamps and result or error")):
+        cmd = add(name, func, help)
+        cmd.add_argument("--json", action="store_true", help="print JSON")
+        if name == "show":
+            cmd.add_argument("job_id")
+    add("jobs", cmd_jobs, "list job definitions and report invalid files")
+
+
+def _dead_letter_commands(add: Add) -> None:
     dead = add("dead", cmd_dead, "list dead-lettered jobs with their reasons")
     dead.add_argument("--json", action="store_true", help="print JSON")
     dead.add_argument("--limit", type=positive_int, default=1000, help="list at most this many (default 1000)")
@@ -62,13 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     purge = add("purge", cmd_purge, "delete dead-lettered jobs and their records")
     purge.add_argument("--dead", action="store_true", help="empty the dead-letter list")
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    for name, func, help in (("status", cmd_status, "queues, workers, in-flight and dead-letter counts"),
-                             ("show", cmd_show, "one job's state, attempts, timestamps and result or error")):
-        cmd = add(name, func, help)
-        cmd.add_argument("--json", action="store_true", help="print JSON")
-        if name == "show":
-            cmd.add_argument("job_id")
-    add("jobs", cmd_jobs, "list job definitions and report invalid files")
+
+
+def _operate_commands(add: Add) -> None:
     dash = add("dashboard", cmd_dashboard, "serve the web dashboard (needs the web extra)")
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     dash.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080)")
@@ -77,11 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     top = add("top", cmd_top, "live view of queues, workers and throughput, refreshed every second")
     top.add_argument("--once", action="store_true", help="print one frame and exit")
     top.add_argument("--interval", type=seconds, default=1.0, help="refresh interval (default: 1s)")
+
+
+def _flow_commands(add: Add) -> None:
     schedules = add("schedules", cmd_schedules, "list schedules with their job, expression, last and next fire")
     schedules.add_argument("--json", action="store_true", help="print JSON")
     for name, func, help in (("pause", cmd_pause, "stop taking jobs from queues; running jobs finish"),
                              ("resume", cmd_resume, "take jobs from paused queues again")):
         add(name, func, help).add_argument("queue", nargs="+", help="a configured queue")
+
+
+def _batch_commands(add: Add) -> None:
     mapping = add("map", cmd_map, "queue one job per input (JSONL or CSV) as one batch; prints the batch id")
     mapping.add_argument("job", help="job name, as defined in the jobs folder")
     mapping.add_argument("--input", "-i", required=True, metavar="FILE", help="inputs: JSONL or CSV; - for stdin")
@@ -97,4 +122,3 @@ def build_parser() -> argparse.ArgumentParser:
     batches = add("batches", cmd_batches, "list recent batches with their progress")
     batches.add_argument("--json", action="store_true", help="print JSON")
     batches.add_argument("--limit", type=positive_int, default=20, help="list at most this many (default 20)")
-    return parser
