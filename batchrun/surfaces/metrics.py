@@ -8,6 +8,14 @@ them). Queue depth, in-flight, scheduled, dead and workers are read from Redis
 at scrape time. Both run on their own threads with their own Redis client, so
 a slow scrape or a slow Redis never holds up the supervisor's loop; /healthz
 only reads the time of the loop's last tick.
+
+These are the only threads alive when the supervisor forks a worker (preload
+refuses modules that start threads). That is tolerable because a worker never
+touches what they lock: their Redis clients, the Prometheus registry and the
+HTTP server belong to the supervisor (forget_in_child closes the socket), and
+logging re-creates its locks after a fork. A lock of the interpreter's own
+that one of them held at the instant of a fork would still be inherited held;
+moving the endpoint into a child process of its own would remove that risk.
 """
 from __future__ import annotations
 
