@@ -19,6 +19,7 @@ from batchrun.errors import BrokerError, RedisUnavailable
 from batchrun.store.clients import is_cluster
 from batchrun.store.durability import Durability
 from batchrun.store.keys import Keys
+from batchrun.store.leancall import LeanCaller
 from batchrun.store.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class Broker:
         self.durable = Durability(client, min_replicas, replica_timeout_s)
         self.keys = Keys(namespace)
         self.scripts = Scripts(client)
+        self.lean = LeanCaller(client)
         self.events_cap = events_cap
         self.result_ttl_ms = _ms(result_ttl_s)
 
@@ -120,7 +122,7 @@ class Broker:
         args = [*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due]
         if self.durable.wanted:
             return bool(self.durable.call(self.scripts.enqueue, keys, args, [job_id]))
-        return bool(self.scripts.enqueue(keys=keys, args=args))
+        return bool(self.lean.call(self.scripts.enqueue, keys, args))
 
     @translated
     def enqueue_many(self, job: str, queue: str, items: Sequence[tuple[str, bytes]], due: float = 0.0) -> int:
@@ -150,10 +152,10 @@ class Broker:
         """Enqueue a unique or limited job (enqueue_controlled.lua); returns (id, created). For a unique
         job whose twin has not ended, that twin's id and False."""
         k = self.keys
-        found, created = self.scripts.enqueue_controlled(
-            keys=[k.job(job_id), k.unique],
-            args=[*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due, unique_key,
-                  "" if limit is None else limit],
+        found, created = self.lean.call(
+            self.scripts.enqueue_controlled, [k.job(job_id), k.unique],
+            [*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due, unique_key,
+             "" if limit is None else limit],
         )
         return _text(found), bool(created)
 
