@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench import batches, cpu, datajobs, flow, footprint, hosts, latency, recovery, replicas, throughput
+from bench import batches, cpu, datajobs, flow, footprint, hosts, latency, recovery, replicas, speed, throughput
 from bench.harness import redis_server, summary
 
 RESULTS = Path(__file__).parent / "results"
@@ -63,6 +63,8 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     quick = args.quick
     n = 2_000 if quick else 10_000
     w = args.workers
+    if args.speed:
+        return speed.measure(workdir, url, quick, w)
     figures: dict[str, float] = {
         "enqueue_single_per_s": throughput.enqueue_single(workdir, url, n),
         "enqueue_bulk_per_s": throughput.enqueue_bulk(workdir, url, n * 10),
@@ -106,6 +108,7 @@ def measure(args: argparse.Namespace, workdir: Path, url: str) -> dict[str, floa
     cost = batches.drain_cost(workdir, url, n if quick else 100_000, w)
     figures.update(batch_drain_plain_per_s=cost["plain_per_s"], batch_drain_batch_per_s=cost["batch_per_s"],
                    batch_drain_cost_ratio=cost["cost_ratio"])
+    figures.update(speed.measure(workdir, url, quick, w))
     return figures
 
 
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test for CI")
     parser.add_argument("--workers", type=int, default=2, help="workers for the multi-worker figures")
     parser.add_argument("--repeat", type=int, help="runs per figure (default 3, or 1 with --quick)")
+    parser.add_argument("--speed", action="store_true", help="only the speed figures beside their ceilings")
     parser.add_argument("--out", type=Path, help="JSON file to write (default bench/results/<time>.json)")
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
@@ -137,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(measure(args, Path(tmp), url))
     text, summaries = table(runs, args.workers)
     print(text)
+    print(f"\nspeed beside ceilings measured in the same run ({len(runs)} run(s), medians)\n")
+    print(speed.table(runs))
     out = args.out or RESULTS / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps({"workers": args.workers, "quick": args.quick, "cpus": os.cpu_count(),

@@ -21,6 +21,7 @@ from batchrun.errors import BrokerError, RedisUnavailable
 from batchrun.store.clients import is_cluster
 from batchrun.store.durability import Durability
 from batchrun.store.keys import Keys
+from batchrun.store.leancall import LeanCaller
 from batchrun.store.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class Broker:
         self.durable = Durability(client, min_replicas, replica_timeout_s)
         self.keys = Keys(namespace)
         self.scripts = Scripts(client)
+        self.lean = LeanCaller(client)
         self.events_cap = events_cap
         self.result_ttl_ms = _ms(result_ttl_s)
 
@@ -137,7 +139,7 @@ class Broker:
         hold them (store/durability.py)."""
         if self.durable.wanted:
             return self.durable.call(script, keys, args, job_ids)
-        return script(keys=keys, args=args)
+        return self.lean.call(script, keys, args)
 
     def _call_many(self, script: Script, calls: Sequence[tuple[list[str], list[Any]]],
                    job_ids: list[str] | None) -> list[Any]:

