@@ -6,12 +6,12 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
-from bench.harness import Project, wait_until
+from bench.harness import wait_until
+from bench.throughput import enqueue_single
 
 
 def _port() -> int:
@@ -39,23 +39,12 @@ def submit_rates(workdir: Path, jobs: int) -> dict[str, float]:
         client = redis.Redis(port=port)
         wait_until(lambda: _ping(client) and _replica_online(client), 30, 0.05)
         url = f"redis://127.0.0.1:{port}/0"
-        return {"submit_no_wait_per_s": _rate(workdir, url, jobs, 0), "submit_min_replicas_1_per_s":
-                _rate(workdir, url, jobs, 1)}
+        return {"submit_no_wait_per_s": enqueue_single(workdir, url, jobs, min_replicas=0),
+                "submit_min_replicas_1_per_s": enqueue_single(workdir, url, jobs, min_replicas=1)}
     finally:
         for proc in (replica, master):
             proc.kill()
             proc.wait()
-
-
-def _rate(workdir: Path, url: str, jobs: int, min_replicas: int) -> float:
-    project = Project(workdir, url, min_replicas=min_replicas)
-    try:
-        started = time.perf_counter()
-        for _ in range(jobs):
-            project.client.submit("noop")
-        return jobs / (time.perf_counter() - started)
-    finally:
-        project.close()
 
 
 def _replica_online(client: redis.Redis) -> bool:

@@ -19,6 +19,7 @@ import redis
 import batchrun
 
 from bench.harness import Project, wait_until
+from bench.throughput import enqueue_bulk
 from bench.hosts import commandstats
 
 PIPELINE_CHUNK = 10_000
@@ -92,16 +93,6 @@ def pipeline_ceiling(url: str, jobs: int) -> float:
         client.close()
 
 
-def submit_bulk(workdir: Path, url: str, jobs: int) -> float:
-    project = Project(workdir, url)
-    try:
-        started = time.perf_counter()
-        project.client.submit_many("noop", [{}] * jobs)
-        return jobs / (time.perf_counter() - started)
-    finally:
-        project.close()
-
-
 def drain_with_server_time(workdir: Path, url: str, jobs: int, workers: int) -> dict[str, float]:
     """Drain `jobs` queued no-ops: jobs/s from `supervise` start to the last finish, the steady rate
     (10th to 90th percentile of finish times), and the server's time per job from INFO commandstats
@@ -150,7 +141,7 @@ def measure(workdir: Path, url: str, quick: bool, workers: int) -> dict[str, flo
     calls = one_call(workdir, url, single)
     figures = {"ceiling_evalsha_per_s": calls["ceiling"], "submit_one_call_per_s": calls["submit"],
                "ceiling_pipeline_per_s": pipeline_ceiling(url, 100_000),
-               "submit_bulk_100k_per_s": submit_bulk(workdir, url, 100_000)}
+               "submit_bulk_100k_per_s": enqueue_bulk(workdir, url, 100_000)}
     drain = drain_with_server_time(workdir, url, 10_000, workers)
     figures.update(drain_steady_per_s=drain["steady"], drain_10k_with_startup_per_s=drain["total"],
                    server_us_per_job=drain["server_us_per_job"])

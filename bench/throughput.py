@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.harness import Project, wait_until
 
 
-def enqueue_single(workdir: Path, url: str, jobs: int) -> float:
-    project = Project(workdir, url)
+def enqueue_single(workdir: Path, url: str, jobs: int, **config: Any) -> float:
+    """One Client.submit call a job; config goes to the project's settings (min_replicas, say)."""
+    project = Project(workdir, url, **config)
     try:
         started = time.perf_counter()
         for _ in range(jobs):
