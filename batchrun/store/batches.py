@@ -16,16 +16,13 @@ import redis
 
 from batchrun.ids import batch_job_id
 from batchrun.store.broker import translated
+from batchrun.store.codec import text as _text
 from batchrun.store.keys import Keys
 
 FINAL_STATES = ("succeeded", "failed", "dead", "cancelled")
 READ_CHUNK = 1000
 _INT_FIELDS = ("total", "queued", "pending", "failed", "dead", "cancelled")
 _TIME_FIELDS = ("created_at", "ended_at")
-
-
-def _text(value: bytes) -> str:
-    return value.decode("utf-8", "replace")
 
 
 class BatchReader:

@@ -19,6 +19,7 @@ from redis.exceptions import RedisClusterException
 from batchrun.definitions.urls import redact
 from batchrun.errors import BrokerError, RedisUnavailable
 from batchrun.store.clients import is_cluster
+from batchrun.store.codec import text as _text
 from batchrun.store.durability import Durability
 from batchrun.store.keys import Keys
 from batchrun.store.leancall import LeanCaller
@@ -85,10 +86,6 @@ class Failure:
     traceback: str = ""
     retries: int = 0
     retry_at: float = 0.0
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 class Broker:

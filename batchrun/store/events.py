@@ -17,16 +17,13 @@ import redis
 
 from batchrun.errors import JobNotFound, WaitTimeout
 from batchrun.store.broker import translated
+from batchrun.store.codec import text as _text
 from batchrun.store.keys import Keys
 
 FINAL_STATES = frozenset({"succeeded", "failed", "dead", "cancelled"})
 WAIT_POLL_S = 0.5
 FOLLOW_BLOCK_MS = 1000
 READ_COUNT = 5000
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:

@@ -8,15 +8,12 @@ import orjson
 import redis
 
 from batchrun.store.broker import translated
+from batchrun.store.codec import text as _text
 from batchrun.store.hosts import by_host
 from batchrun.store.keys import Keys
 
 INT_FIELDS = ("attempts", "failures", "crashes")
 TIME_FIELDS = ("enqueued_at", "started_at", "finished_at", "due_at", "cancel_requested", "checkpoint_at")
-
-
-def _text(value: bytes) -> str:
-    return value.decode("utf-8", "replace")
 
 
 class Inspector:
