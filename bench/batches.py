@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.harness import Project, wait_until
+from bench.harness import Project
+from bench.throughput import drain_queued
 from batchrun.ids import batch_job_id
 
 
@@ -40,11 +41,7 @@ def _drain(workdir: Path, url: str, jobs: int, workers: int, batch: bool) -> flo
             ids = [batch_job_id(batch_id, i) for i in range(jobs)]
         else:
             ids = project.client.submit_many("noop", [{}] * jobs)
-        started = time.time()
-        proc = project.supervise("--workers", str(workers), "--until-empty")
-        wait_until(lambda: proc.poll() is not None, timeout_s=600, poll_s=0.05)
-        done = project.finished_times(ids)
-        assert len(done) == jobs, f"only {len(done)} of {jobs} jobs finished"
+        started, done = drain_queued(project, ids, workers)
         if batch:
             assert project.client.batch(batch_id).progress()["counts"]["succeeded"] == jobs
         return jobs / (done[-1] - started)
