@@ -26,7 +26,9 @@ FOLLOW_BLOCK_MS = 1000
 READ_COUNT = 5000
 
 
-def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
+def _events(entry_id: bytes, fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
+    """One event per job of a stream entry: an entry's `id` holds the space-separated ids of the jobs
+    that had the same event in one script call (lua/lib.lua, emit_all)."""
     event: dict[str, Any] = {"stream_id": _text(entry_id)}
     for name, value in fields.items():
         event[_text(name)] = _text(value)
@@ -34,7 +36,14 @@ def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
         event["ts"] = float(event.get("ts", ""))
     except ValueError:
         pass
-    return event
+    ids = str(event.get("id", "")).split(" ")
+    if len(ids) == 1:
+        return [event]
+    return [{**event, "id": job_id} for job_id in ids]
+
+
+def _expand(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[dict[str, Any]]:
+    return [event for entry_id, fields in entries for event in _events(entry_id, fields)]
 
 
 class EventReader:
@@ -46,7 +55,7 @@ class EventReader:
     def history(self, count: int) -> list[dict[str, Any]]:
         """The last `count` events, oldest first."""
         entries = self.client.xrevrange(self.keys.events, count=count)
-        return [_event(entry_id, fields) for entry_id, fields in reversed(entries)]
+        return _expand(entries[::-1])[-count:] if count > 0 else []
 
     def follow(self, after: str = "$") -> Iterator[dict[str, Any]]:
         """Events as they are appended, forever; `after` is a stream id ('$': from now)."""
@@ -54,18 +63,18 @@ class EventReader:
         while True:
             for entry_id, fields in self._read_after(last):
                 last = _text(entry_id)
-                yield _event(entry_id, fields)
+                yield from _events(entry_id, fields)
 
     def after(self, last: str, block_ms: int | None = None) -> list[dict[str, Any]]:
-        """Up to READ_COUNT events appended after stream id `last`; with block_ms, wait that long for the
+        """The events of up to READ_COUNT entries appended after stream id `last`; with block_ms, wait that long for the
         first. A reader that polls this instead of following wakes once per poll, not once per event."""
-        return [_event(entry_id, fields) for entry_id, fields in self._read_after(last, block_ms)]
+        return _expand(self._read_after(last, block_ms))
 
     @translated
     def since(self, ts: float, count: int) -> list[dict[str, Any]]:
         """Up to `count` events from unix time `ts` on, oldest first (stream ids are milliseconds)."""
         entries = self.client.xrange(self.keys.events, min=str(int(ts * 1000)), count=count)
-        return [_event(entry_id, fields) for entry_id, fields in entries]
+        return _expand(entries)[:count]
 
     def last_id(self) -> str:
         """The id of the newest event, or '0-0' for an empty stream: where a tally starts counting."""

@@ -15,6 +15,7 @@ import redis
 from batchrun.ids import batch_job_id, new_job_id
 from batchrun.store.batches import BatchReader
 from batchrun.errors import BrokerError
+from batchrun.store.events import EventReader
 from batchrun.store.broker import Broker, Failure
 
 pytestmark = pytest.mark.timeout(30)
@@ -183,10 +184,10 @@ def test_a_chunk_emits_one_batch_event_and_the_end_one_more(client, namespace):
     broker = Broker(client, namespace, events_cap=100, result_ttl_s=60)
     batch_id = _batch(broker, 3)
     _ack(broker, _take(broker, limit=3))
-    events = [(e[b"event"], e[b"id"]) for _, e in client.xrange(broker.keys.events)]
-    assert [e for e in events if e[0].startswith(b"batch")] == [(b"batch_queued", batch_id.encode()),
-                                                               (b"batch_ended", batch_id.encode())]
-    assert [e for e, _ in events].count(b"succeeded") == 3
+    events = [(e["event"], e["id"]) for e in EventReader(client, namespace).history(100)]
+    assert [e for e in events if e[0].startswith("batch")] == [("batch_queued", batch_id), ("batch_ended", batch_id)]
+    assert [e for e, _ in events].count("succeeded") == 3
+    assert client.xlen(broker.keys.events) == 4, "the 3 jobs' successes are one stream entry, as are their starts"
 
 
 def test_an_ack_for_a_batch_whose_record_is_gone_leaves_no_stray_key(broker, client):

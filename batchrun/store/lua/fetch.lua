@@ -46,14 +46,14 @@ for _, name in ipairs(redis.call('SMEMBERS', ctx.prefix .. 'paused')) do
     paused[ctx.prefix .. 'queue:' .. name] = true
 end
 
--- Park a limited job whose slots are full; true if it was parked.
+-- Park a limited job whose slots are full (it has left its queue, and does not enter the
+-- processing list); true if it was parked.
 local function parked(id, job, limit, fresh)
     local active = ctx.prefix .. 'active:' .. job
     if redis.call('SISMEMBER', active, id) == 1 then
         return false
     end
     if fresh and redis.call('SCARD', active) >= limit then
-        redis.call('RPOP', KEYS[1])
         local waited = redis.call('HSETNX', job_key(ctx, id), 'waited', '1') == 0
         redis.call(waited and 'LPUSH' or 'RPUSH', ctx.prefix .. 'waiting:' .. job, id)
         return true
@@ -62,13 +62,12 @@ local function parked(id, job, limit, fresh)
     return false
 end
 
-local function take(id, fresh)
+-- The fields a worker needs of job `id`, with the job marked running; false when it was parked.
+-- HMGET through pcall stands in for a TYPE check: a key of another type is an error reply.
+local function take(id, fresh, gathered)
     local job = job_key(ctx, id)
-    if redis.call('TYPE', job).ok ~= 'hash' then
-        return {id, '', '', 0, 0, 0}
-    end
-    local fields = redis.call('HMGET', job, 'job', 'params', 'crashes', 'attempts', 'failures', 'limit')
-    if not fields[1] or fields[1] == '' then
+    local fields = redis.pcall('HMGET', job, 'job', 'params', 'crashes', 'attempts', 'failures', 'limit')
+    if fields.err or not fields[1] or fields[1] == '' then
         return {id, '', '', 0, 0, 0}
     end
     local limit = tonumber(fields[6])
@@ -77,41 +76,69 @@ local function take(id, fresh)
     end
     local attempts = (tonumber(fields[4]) or 0) + 1
     redis.call('HSET', job, 'state', 'running', 'started_at', ctx.now, 'worker', ARGV[4], 'attempts', attempts)
-    redis.call('HSET', KEYS[2], 'job', id, 'job_started_at', ctx.now)
-    emit(ctx, id, 'started', fields[1], 'attempt ' .. attempts)
+    gather(ctx, gathered, id, 'started', fields[1], 'attempt ' .. attempts)
     return {id, fields[1], fields[2] or '', attempts, tonumber(fields[3]) or 0, tonumber(fields[5]) or 0}
 end
 
 local limit = tonumber(ARGV[5])
-local taken = {}
+local taken, gathered = {}, {}
 local function add(job)
     for _, field in ipairs(job) do
         taken[#taken + 1] = field
     end
 end
 
-local pending = redis.call('LRANGE', KEYS[1], 0, limit - 1)
-if #pending > 0 then
-    for _, id in ipairs(pending) do
-        add(take(id, false))
+-- The worker's hash names its first job while it runs (ack, fail and bury clear it).
+local function finish()
+    emit_gathered(ctx, gathered)
+    if #taken > 0 then
+        redis.call('HSET', KEYS[2], 'job', taken[1], 'job_started_at', ctx.now)
     end
     return taken
 end
-local count = 0
-for i = 4, #KEYS do
-    while count < limit and not paused[KEYS[i]] do
-        local id = redis.call('LMOVE', KEYS[i], KEYS[1], 'LEFT', 'RIGHT')
-        if not id then
-            break
-        end
-        local job = take(id, true)
+
+local pending = redis.call('LRANGE', KEYS[1], 0, limit - 1)
+if #pending > 0 then
+    for _, id in ipairs(pending) do
+        add(take(id, false, gathered))
+    end
+    return finish()
+end
+
+-- Move up to `want` ids from the front of `queue` to the back of the processing list: the same as
+-- that many LMOVEs, as the script is atomic, in three calls. Parked and taken ids alike leave the
+-- queue; only the ids that are not parked enter the processing list.
+local function move(queue, want)
+    local ids = redis.call('LRANGE', queue, 0, want - 1)
+    if #ids == 0 then
+        return 0, true
+    end
+    redis.call('LTRIM', queue, #ids, -1)
+    local moved, count = {}, 0
+    for _, id in ipairs(ids) do
+        local job = take(id, true, gathered)
         if job then
             add(job)
+            moved[#moved + 1] = id
             count = count + 1
         end
+    end
+    if #moved > 0 then
+        redis.call('RPUSH', KEYS[1], unpack(moved))
+    end
+    return count, #ids < want
+end
+
+local count = 0
+for i = 4, #KEYS do
+    local drained = paused[KEYS[i]]
+    while count < limit and not drained do
+        local got
+        got, drained = move(KEYS[i], limit - count)
+        count = count + got
     end
 end
 if count == 0 then
     redis.call('DEL', KEYS[3])
 end
-return taken
+return finish()

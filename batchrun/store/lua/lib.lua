@@ -20,21 +20,59 @@ local function job_key(ctx, id)
     return ctx.prefix .. 'job:' .. id
 end
 
--- Append an event to the capped stream, and publish it if anyone listens
+-- Publish an event on the channel of the events stream if anyone listens
 -- (asked once per script call: encoding events nobody reads is most of their cost).
-local function emit(ctx, id, event, job, detail)
-    if ctx.cap <= 0 then
-        return
-    end
-    local key = ctx.prefix .. 'events'
-    redis.call('XADD', key, 'MAXLEN', '~', ctx.cap, '*',
-        'id', id, 'event', event, 'job', job or '', 'ts', ctx.now, 'detail', detail or '')
+local function publish(ctx, key, id, event, job, detail)
     if ctx.listeners == nil then
         ctx.listeners = redis.call('PUBSUB', 'NUMSUB', key)[2] > 0
     end
     if ctx.listeners then
         redis.call('PUBLISH', key, cjson.encode({id = id, event = event, job = job or '',
             ts = tonumber(ctx.now), detail = detail or ''}))
+    end
+end
+
+-- Append the same event of one or more jobs to the capped stream as one entry (`id` holds their
+-- ids, space-separated: store/events.py reads it back as one event per job), and publish one
+-- message per job to live listeners.
+local function emit_all(ctx, ids, event, job, detail)
+    if ctx.cap <= 0 or #ids == 0 then
+        return
+    end
+    local key = ctx.prefix .. 'events'
+    redis.call('XADD', key, 'MAXLEN', '~', ctx.cap, '*',
+        'id', table.concat(ids, ' '), 'event', event, 'job', job or '', 'ts', ctx.now, 'detail', detail or '')
+    for _, id in ipairs(ids) do
+        publish(ctx, key, id, event, job, detail)
+    end
+end
+
+local function emit(ctx, id, event, job, detail)
+    emit_all(ctx, {id}, event, job, detail)
+end
+
+-- Events of a loop over many jobs, gathered by (event, job name, detail) so that one stream entry
+-- carries the same event of up to EVENT_GROUP jobs: a stream entry costs the server about as much
+-- as the rest of a job's transition. Call emit_gathered(ctx, gathered) before the script returns.
+local EVENT_GROUP = 100
+local function gather(ctx, gathered, id, event, job, detail)
+    local name = event .. '\n' .. (job or '') .. '\n' .. (detail or '')
+    local group = gathered[name]
+    if not group then
+        group = {event = event, job = job, detail = detail, ids = {}}
+        gathered[name] = group
+        gathered[#gathered + 1] = group
+    end
+    group.ids[#group.ids + 1] = id
+    if #group.ids == EVENT_GROUP then
+        emit_all(ctx, group.ids, event, job, detail)
+        group.ids = {}
+    end
+end
+
+local function emit_gathered(ctx, gathered)
+    for _, group in ipairs(gathered) do
+        emit_all(ctx, group.ids, group.event, group.job, group.detail)
     end
 end
 
