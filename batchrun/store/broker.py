@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -22,6 +22,7 @@ from batchrun.store.clients import is_cluster
 from batchrun.store.codec import text as _text
 from batchrun.store.durability import Durability
 from batchrun.store.keys import Keys
+from batchrun.store.bulkcall import call_streamed
 from batchrun.store.leancall import LeanCaller
 from batchrun.store.scripts import Scripts
 
@@ -123,12 +124,12 @@ class Broker:
 
     @translated
     def enqueue_many(self, job: str, queue: str, items: Sequence[tuple[str, bytes]], due: float = 0.0) -> int:
-        """Bulk enqueue of (id, params JSON) pairs, a chunk per script call, all chunks in one pipeline."""
-        k = self.keys
-        chunks = [[x for pair in items[start:start + BULK_CHUNK] for x in pair]
-                  for start in range(0, len(items), BULK_CHUNK)]
-        keys = [k.queue(queue), k.wake, k.scheduled]
-        calls = [(keys, [*self._context(), job, queue, WAKE_TOKEN_CAP, due, *flat]) for flat in chunks]
+        """Bulk enqueue of (id, params JSON) pairs, a chunk per script call, each chunk sent while the
+        server runs the one before (store/bulkcall.py)."""
+        keys = [self.keys.queue(queue), self.keys.wake, self.keys.scheduled]
+        calls = ((keys, [*self._context(), job, queue, WAKE_TOKEN_CAP, due,
+                         *(x for pair in items[start:start + BULK_CHUNK] for x in pair)])
+                 for start in range(0, len(items), BULK_CHUNK))
         return sum(self._call_many(self.scripts.enqueue_many, calls, [job_id for job_id, _ in items]))
 
     def _call(self, script: Script, keys: list[str], args: list[Any], job_ids: list[str]) -> Any:
@@ -138,17 +139,15 @@ class Broker:
             return self.durable.call(script, keys, args, job_ids)
         return self.lean.call(script, keys, args)
 
-    def _call_many(self, script: Script, calls: Sequence[tuple[list[str], list[Any]]],
+    def _call_many(self, script: Script, calls: Iterable[tuple[list[str], list[Any]]],
                    job_ids: list[str] | None) -> list[Any]:
-        """Several calls of one script, in one pipeline where possible: redis-py's cluster pipelines refuse
-        scripts, and a durable submit waits after each call. job_ids None: not a submit, never waited for."""
+        """Several calls of one script, streamed down one connection where possible: redis-py's cluster
+        pipelines refuse scripts, and a durable submit waits after each call. job_ids None: not a submit,
+        never waited for."""
         if (job_ids is not None and self.durable.wanted) or is_cluster(self.client):
             return [self._call(script, keys, args, job_ids) if job_ids is not None else script(keys=keys, args=args)
                     for keys, args in calls]
-        with self.client.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                script(keys=keys, args=args, client=pipe)
-            return pipe.execute()
+        return call_streamed(self.client, script, calls)
 
     @translated
     def enqueue_controlled(self, job_id: str, job: str, params_json: bytes, queue: str, due: float = 0.0, *,
