@@ -90,8 +90,8 @@ class EventTally:
 class EventTail(threading.Thread):
     """Feeds the tally, polling every TAIL_POLL_S and reading on at once while it is behind. A blocking
     read would wake this thread (and make Redis answer) after every script call: under a fast drain that
-    cost the workers a quarter of their throughput. The stream keeps about event_history events, so the
-    tail keeps up while fewer than event_history / TAIL_POLL_S events arrive per second.
+    cost the workers a quarter of their throughput. The stream keeps about event_history entries, so the
+    tail keeps up while fewer than event_history / TAIL_POLL_S entries arrive per second.
     On a Redis error it waits and resumes after the last event it counted."""
 
     def __init__(self, reader: EventReader, tally: EventTally) -> None:

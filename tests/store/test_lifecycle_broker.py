@@ -90,10 +90,12 @@ def _scheduled(broker: Broker) -> dict[str, float]:
 
 
 def _events(broker: Broker, job_id: str | None = None) -> list[dict[str, str]]:
-    """Stream entries, oldest first, as ordered dicts of their fields (optionally one job's only)."""
+    """Events, oldest first, as ordered dicts of their fields (optionally one job's only): one per job of
+    a stream entry, whose id field holds the ids of every job that had that event in one script call."""
     entries = [{k.decode(): v.decode() for k, v in fields.items()}
                for _, fields in broker.client.xrange(broker.keys.events)]
-    return [e for e in entries if job_id is None or e["id"] == job_id]
+    events = [{**e, "id": one} for e in entries for one in e["id"].split(" ")]
+    return [e for e in events if job_id is None or e["id"] == job_id]
 
 
 def _event_names(broker: Broker, job_id: str) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@
 -- when it moved a full batch, else sleeps until the next due time.
 local ctx = context()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ctx.now, 'LIMIT', 0, tonumber(ARGV[4]))
-local moved = 0
+local moved, gathered = 0, {}
 for _, id in ipairs(due) do
     redis.call('ZREM', KEYS[1], id)
     redis.call('SREM', ctx.prefix .. 'retrying', id)
@@ -28,9 +28,10 @@ for _, id in ipairs(due) do
         redis.call('HDEL', rec.key, 'due_at')
         redis.call('RPUSH', ctx.prefix .. 'queue:' .. rec.queue, id)
         wake_one(ctx, tonumber(ARGV[5]))
-        emit(ctx, id, 'queued', rec.job, rec.state == 'retrying' and 'retry due' or 'due')
+        gather(ctx, gathered, id, 'queued', rec.job, rec.state == 'retrying' and 'retry due' or 'due')
         moved = moved + 1
     end
 end
+emit_gathered(ctx, gathered)
 local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {moved, next_due[2] or false}
