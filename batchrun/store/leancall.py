@@ -80,7 +80,10 @@ def _raw_parts(conn: Any) -> _Raw | None:
 
 
 class Wire:
-    """One connection held between calls, with its socket and reader while it stays connected."""
+    """One connection held between calls, with its socket and reader while it stays connected.
+
+    The common call (attached, raw parts known, a plain reply) runs through `call` and `request` only:
+    beside a busy server every further Python frame costs about 0.4 us of client time per call."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -103,7 +106,10 @@ class Wire:
         """One script call with the connection's Retry; the first attempt is made inline, as it nearly
         always succeeds, and its failure counts as the Retry's first."""
         try:
-            return self.attempt(script, packed)
+            if self.raw is None or not self.conn.is_connected:
+                return self.attempt(script, packed)
+            reply = self.request(packed)
+            return self.answered(script, packed, reply) if isinstance(reply, Exception) else reply
         except (ConnectionError, TimeoutError) as error:
             failed = [error]
 
@@ -118,33 +124,46 @@ class Wire:
         if not (self.attached and self.conn.is_connected):
             self.attach()
         reply = self.request(packed)
-        if isinstance(reply, Exception):
-            if isinstance(reply, NoScriptError):
-                reply = self.request(as_eval(script, packed))
-                if not isinstance(reply, Exception):
-                    return reply
-            raise self._refusal(reply)
-        return reply
+        return self.answered(script, packed, reply) if isinstance(reply, Exception) else reply
+
+    def answered(self, script: Script, packed: bytes, reply: Exception) -> Any:
+        """An error reply: NOSCRIPT is answered by sending the call as EVAL; others are raised."""
+        if isinstance(reply, NoScriptError):
+            reply = self.request(as_eval(script, packed))
+            if not isinstance(reply, Exception):
+                return reply
+        raise self._refusal(reply)
 
     def request(self, packed: bytes) -> Any:
         """Send one command and read its reply; an error reply is returned, not raised. Whatever
         interrupts this (even KeyboardInterrupt) drops the connection: a reply may be on its way, and no
-        later call may read it as its own."""
+        later call may read it as its own.
+
+        A plain (not TLS) socket is written with os.write: a socket with a timeout polls for room before
+        every send, a system call for the few hundred bytes that always fit; only what did not fit goes
+        through sendall. fileno() is read at the call (a closed socket's is -1), never kept: the number
+        of a closed socket may be given to another file."""
         raw = self.raw
         try:
             if raw is None:
                 return self._request_public(packed)
+            sock = raw.sock
             if raw.plain:
-                _send_plain(raw.sock, packed)
+                try:
+                    sent = os.write(sock.fileno(), packed)
+                except BlockingIOError:
+                    sent = 0
+                if sent < len(packed):
+                    sock.sendall(memoryview(packed)[sent:])
             else:
-                raw.sock.sendall(packed)
-            reader, more = raw.reader, raw.more
+                sock.sendall(packed)
+            reader, more, buffer = raw.reader, raw.more, raw.buffer
             reply = more
             while reply is more:
-                got = raw.sock.recv_into(raw.buffer)
+                got = sock.recv_into(buffer)
                 if not got:
                     raise ConnectionError("Connection closed by server.")
-                reader.feed(raw.buffer, 0, got)
+                reader.feed(buffer, 0, got)
                 reply = reader.gets()
                 while _PUSH is not None and isinstance(reply, _PUSH):
                     if raw.on_push is not None:
@@ -178,19 +197,6 @@ class Wire:
         if isinstance(reply, ConnectionError):
             self.dropped()
         return reply
-
-
-def _send_plain(sock: socket.socket, packed: bytes) -> None:
-    """sendall without its poll(): a socket with a timeout waits for room before every send, which
-    costs a system call for the few hundred bytes that always fit. Only what did not fit waits, in
-    sendall. fileno() is read at the call (a closed socket's is -1), never kept: the number of a
-    closed socket may be given to another file."""
-    try:
-        sent = os.write(sock.fileno(), packed)
-    except BlockingIOError:
-        sent = 0
-    if sent < len(packed):
-        sock.sendall(memoryview(packed)[sent:])
 
 
 _forks = 0  # forks this process descends from: a LeanCaller made before one must not use its connections
