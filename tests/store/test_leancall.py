@@ -60,6 +60,13 @@ def test_the_job_is_in_redis_when_enqueue_returns(broker, rclient):
     assert _wire(broker).raw is not None, "the raw path was taken, not the fallback"
 
 
+def test_a_call_larger_than_the_socket_buffer_is_sent_whole(broker, rclient):
+    params = b'{"blob": "%s"}' % (b"0123456789abcdef" * 250_000)  # 4 MB: the first write takes only part
+    job_id = _submit(broker, params)
+    assert rclient.hget(broker.keys.job(job_id), "params") == params
+    assert _held(rclient, _submit(broker), broker), "the connection is in step after it"
+
+
 def test_an_existing_id_is_refused_and_left_unchanged(broker, rclient):
     job_id = _submit(broker)
     assert not broker.enqueue(job_id, "other", b"{}", "default")
