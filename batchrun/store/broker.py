@@ -24,6 +24,8 @@ from batchrun.store.durability import Durability
 from batchrun.store.keys import Keys
 from batchrun.store.bulkcall import call_streamed
 from batchrun.store.leancall import LeanCaller
+from batchrun.store.leansubmit import EnqueueCalls
+from batchrun.store.packing import evalsha
 from batchrun.store.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -102,6 +104,8 @@ class Broker:
         self.lean = LeanCaller(client)
         self.events_cap = events_cap
         self.result_ttl_ms = _ms(result_ttl_s)
+        self.lean_submits = not (self.durable.wanted or is_cluster(client))  # else redis-py's path (leancall.py)
+        self.enqueue_calls = EnqueueCalls(self.keys, self.scripts.enqueue, events_cap, WAKE_TOKEN_CAP)
 
     @classmethod
     def for_settings(cls, client: redis.Redis, settings: "Settings") -> "Broker":
@@ -117,6 +121,9 @@ class Broker:
         """False if the id exists. With random ids that only happens when a retried call had
         already succeeded, so callers that made the id need not treat it as an error.
         A due time in the future schedules the job instead of queueing it."""
+        if self.lean_submits:
+            packed = self.enqueue_calls.packed(job_id, job, params_json, queue, due)
+            return bool(self.lean.call(self.scripts.enqueue, packed))
         k = self.keys
         keys = [k.job(job_id), k.queue(queue), k.scheduled]
         args = [*self._context(), job_id, job, params_json, queue, WAKE_TOKEN_CAP, due]
@@ -137,7 +144,9 @@ class Broker:
         hold them (store/durability.py)."""
         if self.durable.wanted:
             return self.durable.call(script, keys, args, job_ids)
-        return self.lean.call(script, keys, args)
+        if not self.lean_submits:
+            return script(keys=keys, args=args)
+        return self.lean.call(script, evalsha(script, keys, args))
 
     def _call_many(self, script: Script, calls: Iterable[tuple[list[str], list[Any]]],
                    job_ids: list[str] | None) -> list[Any]:

@@ -59,7 +59,7 @@ class Client:
         return cls(settings, registry, connect(settings))
 
     def submit(self, job: str, /, **params: Any) -> str:
-        return self.submit_params(job, params)
+        return self.submit_checked(job, params)[0]
 
     def submit_params(self, job: str, params: Mapping[str, Any], *, delay: Delay = None, at: When = None) -> str:
         """Validate and enqueue one job; returns its id. `delay` (seconds or a timedelta) or `at`
