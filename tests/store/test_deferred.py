@@ -1,0 +1,49 @@
+"""importlib.metadata is deferred in batchrun processes (store/deferred.py), and works as usual once used.
+
+Each check runs in a fresh interpreter: this test session imported importlib.metadata long ago."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+CONNECT_AND_USE = """
+import sys
+from batchrun.store.connection import client_for
+from redis import __version__ as redis_version
+
+client = client_for(sys.argv[1])
+client.ping()
+deferred = "version" not in vars(sys.modules["importlib.metadata"])
+heavy = sorted(name for name in ("email", "zipfile", "csv") if name in sys.modules)
+lib_ver = client.client_info().get("lib-ver", redis_version)  # CLIENT SETINFO came with Redis 7.2
+
+import importlib.metadata
+from importlib.metadata import PackageNotFoundError, version
+import redis, redis.utils
+
+try:
+    version("no-such-distribution-here")
+    missing = "found"
+except PackageNotFoundError:
+    missing = "raised"
+print(deferred, heavy, lib_ver == redis.__version__, version("redis") == redis.__version__,
+      importlib.metadata.version is version, redis.utils.get_lib_version() == redis.__version__, missing)
+"""
+
+
+def test_a_connected_client_leaves_importlib_metadata_unloaded_and_it_works_when_used(redis_url):
+    done = subprocess.run([sys.executable, "-c", CONNECT_AND_USE, redis_url], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "[]", "True", "True", "True", "True", "raised"]
+
+
+def test_a_module_loaded_before_batchrun_is_left_alone():
+    code = ("import importlib.metadata as before, sys; import batchrun.store; "
+            "print(sys.modules['importlib.metadata'] is before)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.stdout.split() == ["True"], done.stderr
