@@ -47,3 +47,33 @@ def test_a_module_loaded_before_batchrun_is_left_alone():
             "print(sys.modules['importlib.metadata'] is before)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.stdout.split() == ["True"], done.stderr
+
+
+FIRST_USE_FROM_THREADS = """
+import sys, threading
+import batchrun.store
+import redis
+
+results = []
+start = threading.Barrier(8)
+
+
+def use():
+    start.wait()
+    from importlib.metadata import version
+    results.append(version("redis") == redis.__version__)
+
+
+threads = [threading.Thread(target=use) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+import importlib.metadata
+print(len(results), all(results), sys.modules["importlib.metadata"] is importlib.metadata)
+"""
+
+
+def test_first_use_from_many_threads_at_once_runs_the_module_once_for_all():
+    done = subprocess.run([sys.executable, "-c", FIRST_USE_FROM_THREADS], capture_output=True, text=True, timeout=30)
+    assert done.stdout.split() == ["8", "True", "True"], done.stderr
