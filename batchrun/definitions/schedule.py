@@ -7,6 +7,10 @@ times must not depend on when a supervisor started: cron times come from the
 expression (parsed and iterated by cronsim, in the schedule's time zone, which
 handles daylight-saving changes), and `every:` times are whole multiples of
 the interval since the Unix epoch (`every: 10m` fires at :00, :10, :20, ...).
+
+cronsim and zoneinfo are imported where a schedule is parsed or computed, not
+with this module: the registry imports it in every process, and most job files
+have no schedule.
 """
 from __future__ import annotations
 
@@ -16,10 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from cronsim import CronSim, CronSimError
 
 from batchrun.definitions.durations import parse_duration
 from batchrun.definitions.params import Param, validate_params
@@ -59,6 +61,9 @@ class Schedule:
         """The first due time strictly after unix time t."""
         if self.every_s is not None:
             return (math.floor(t / self.every_s) + 1) * self.every_s
+        from cronsim import CronSim
+        from zoneinfo import ZoneInfo
+
         start = datetime.fromtimestamp(t, ZoneInfo(self.timezone))
         return next(CronSim(self.cron, start)).timestamp()
 
@@ -66,6 +71,9 @@ class Schedule:
         """The last due time not after unix time t: the one a late supervisor fires."""
         if self.every_s is not None:
             return math.floor(t / self.every_s) * self.every_s
+        from cronsim import CronSim
+        from zoneinfo import ZoneInfo
+
         whole = datetime.fromtimestamp(math.floor(t), ZoneInfo(self.timezone))
         return next(CronSim(self.cron, whole + timedelta(seconds=1), reverse=True)).timestamp()
 
@@ -116,6 +124,9 @@ def _checked(doc: Document, where: tuple, parse: Any, value: object) -> Any:
 def _cron(value: object) -> str:
     if not isinstance(value, str) or len(value.split()) != 5:
         raise ValueError(f"expected a cron expression of 5 fields ({_CRON_FIELDS}), got {value!r}")
+    from cronsim import CronSim, CronSimError
+    from zoneinfo import ZoneInfo
+
     try:
         CronSim(value, datetime.now(ZoneInfo("UTC")))
     except CronSimError as exc:
@@ -133,6 +144,8 @@ def _every(value: object) -> float:
 def _timezone(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected an IANA time zone name like Europe/Paris, got {value!r}")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):

@@ -8,7 +8,6 @@ last one win, are refused here: in a job file they are almost always a typo.
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +104,10 @@ def display_path(path: Path) -> str:
 
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
-    """`; did you mean 'x'?` for a close match, else the empty string."""
+    """`; did you mean 'x'?` for a close match, else the empty string. difflib is imported here, for the
+    rare error that needs it, rather than by every process that loads a config."""
+    import difflib
+
     matches = difflib.get_close_matches(str(word), list(choices), n=1)
     return f"; did you mean {matches[0]!r}?" if matches else ""
 

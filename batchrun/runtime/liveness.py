@@ -28,15 +28,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-import psutil
-
 from batchrun.errors import BatchrunError
 from batchrun.runtime.slots import Slots
 from batchrun.store.broker import Broker
 
 log = logging.getLogger("batchrun.supervisor")
 
-FROZEN_STATES = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+FROZEN_STATES = ("stopped", "tracing-stop")  # psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP
 
 
 class Vouched(Protocol):
@@ -113,6 +111,8 @@ class Liveness:
 
 
 def _state(pid: int) -> str:
+    import psutil  # psutil is imported on first use: a supervisor forks its workers before it needs it
+
     try:
         return psutil.Process(pid).status()
     except psutil.Error:
@@ -122,6 +122,8 @@ def _state(pid: int) -> str:
 def process_gone(pid: int, started_at: float, wait_s: float) -> bool:
     """Whether the worker process that started at `started_at` has exited (a new process that reused
     its pid does not count). A dying process gets `wait_s` to finish."""
+    import psutil
+
     try:
         process = psutil.Process(pid)
         if process.create_time() > started_at + 1.0:

@@ -120,6 +120,8 @@ class Supervisor:
         log.info("supervisor %s starting %d workers on queues %s", self.id, self.workers, ", ".join(self.settings.queues))
         previous = self._install_signals()
         self.adopt_orphans()
+        if not self.until_empty:
+            self.spawn_missing()  # before the first tick: its housekeeping then runs while the workers boot
         try:
             while not self._finished():
                 self.tick()

@@ -18,8 +18,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ContextManager
 
-import psutil
-
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS", "POLARS_MAX_THREADS", "RAYON_NUM_THREADS")
 
@@ -42,11 +40,13 @@ class ThreadCap:
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (respects container CPU sets)."""
+    """The CPUs this process may run on (respects container CPU sets). The standard library's
+    sched_getaffinity is what psutil calls on Linux; asking it directly keeps psutil's import (about
+    8 ms) off the supervisor's path to its first fork."""
     try:
-        return max(1, len(psutil.Process().cpu_affinity()))
-    except (AttributeError, psutil.Error):
-        return max(1, psutil.cpu_count() or 1)
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def plan(setting: int | None, workers: int, cpus: int, env: Mapping[str, str]) -> ThreadCap:

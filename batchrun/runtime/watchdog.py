@@ -15,9 +15,7 @@ import signal
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Protocol
-
-import psutil
+from typing import TYPE_CHECKING, Protocol
 
 from batchrun.definitions.durations import format_size
 from batchrun.definitions.registry import Registry
@@ -27,6 +25,9 @@ from batchrun.runtime.execute import kill_group
 from batchrun.runtime.failures import attempt_failed
 from batchrun.runtime.slots import Running, Slots
 from batchrun.store.broker import Broker
+
+if TYPE_CHECKING:
+    import psutil
 
 log = logging.getLogger("batchrun.supervisor")
 
@@ -135,6 +136,8 @@ class Watchdog:
 
     def _resident(self, pid: int) -> int:
         """Resident memory of the worker and everything it started (command jobs)."""
+        import psutil  # imported on the first memory check, not at start: see kill_worker
+
         try:
             process = self.processes.get(pid) or self.processes.setdefault(pid, psutil.Process(pid))
             total = process.memory_info().rss
@@ -150,6 +153,8 @@ class Watchdog:
 
 def kill_worker(child: Watched) -> None:
     """The worker and the process groups of its command jobs (which lead their own sessions)."""
+    import psutil  # on first use: a starting supervisor forks its workers before it needs psutil
+
     child.killed_by_us = True
     child.kill_counts_crash = False
     try:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import orjson
-import psutil
 
 from batchrun.definitions.config import Settings
 from batchrun.definitions.registry import JobDefinition, Registry
@@ -127,7 +126,7 @@ class Worker:
         if limit and self.jobs_done >= limit:
             log.info("worker %s ran %d jobs; recycling it", self.worker_id, self.jobs_done)
             return True
-        if most and self.jobs_done and psutil.Process().memory_info().rss > most:
+        if most and self.jobs_done and _resident_bytes() > most:
             log.info("worker %s uses more than max_worker_memory after a job; recycling it", self.worker_id)
             return True
         return False
@@ -263,3 +262,10 @@ def _decode_params(raw: bytes) -> dict:
     if not isinstance(params, dict):
         raise ValueError(f"params must be a JSON object, got {type(params).__name__}")
     return params
+
+
+def _resident_bytes() -> int:
+    """psutil is imported here, on the first check of max_worker_memory, rather than by every worker at start."""
+    import psutil
+
+    return psutil.Process().memory_info().rss

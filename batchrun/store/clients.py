@@ -26,6 +26,7 @@ def build(url: str, *, socket_timeout_s: float, retries: int) -> redis.Redis:
         "socket_timeout": socket_timeout_s,
         "socket_connect_timeout": min(5.0, socket_timeout_s),
         "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries),
+        **_own_version(),
     }
     if not url.startswith(MULTI_SCHEMES):
         return redis.Redis.from_url(url, **options)
@@ -33,6 +34,14 @@ def build(url: str, *, socket_timeout_s: float, retries: int) -> redis.Redis:
     if parsed.kind == "sentinel":
         return _sentinel_master(parsed, options)
     return _cluster(parsed, options)
+
+
+def _own_version() -> dict[str, Any]:
+    """redis-py's version for CLIENT SETINFO, given so that it need not look it up with importlib.metadata
+    (see store/deferred.py). Releases before DriverInfo take `lib_version`."""
+    if hasattr(redis, "DriverInfo"):
+        return {"driver_info": redis.DriverInfo(lib_version=redis.__version__)}
+    return {"lib_version": redis.__version__}
 
 
 def _credentials(parsed: MultiHostUrl) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -9,7 +10,9 @@ from batchrun.definitions.config import Settings
 from batchrun.definitions.urls import password_of, redact
 from batchrun.errors import RedisUnavailable
 from batchrun.store import clients
-from batchrun.store.embedded import EmbeddedServer
+
+if TYPE_CHECKING:
+    from batchrun.store.embedded import EmbeddedServer
 
 SOCKET_TIMEOUT_S = 10.0
 
@@ -43,6 +46,8 @@ def connect(settings: Settings) -> Connection:
     server = None
     url = settings.redis_url
     if not url:
+        from batchrun.store.embedded import EmbeddedServer  # with its psutil, only when no URL is set
+
         server = EmbeddedServer(settings.state_dir, appendfsync=settings.appendfsync)
         url = server.acquire()
     try:

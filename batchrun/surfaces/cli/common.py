@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from batchrun.definitions.config import Settings, load_settings
 from batchrun.definitions.durations import parse_duration
-from batchrun.surfaces.client import Client
+
+if TYPE_CHECKING:
+    from batchrun.surfaces.client import Client
 
 
 def settings_for(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -18,6 +20,10 @@ def settings_for(args: argparse.Namespace, **overrides: object) -> Settings:
 
 
 def open_client(args: argparse.Namespace) -> Client:
+    """The client and its submit, batch and event modules are imported by the commands that open one,
+    not by `supervise`, whose start-up is timed to its first job."""
+    from batchrun.surfaces.client import Client
+
     return Client.open(args.config, args.jobs, redis_url=args.redis_url, namespace=args.namespace)
 
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from batchrun.errors import JobNotFound
 from batchrun.surfaces import render
-from batchrun.surfaces.client import Client
+
+if TYPE_CHECKING:
+    from batchrun.surfaces.client import Client
 
 
 class ProgressBar:

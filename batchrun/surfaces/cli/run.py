@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -20,7 +21,9 @@ from batchrun.store.connection import connect
 from batchrun.surfaces.cli.batches import cancel_batch, wait_batch
 from batchrun.surfaces.cli.common import open_client, settings_for
 from batchrun.surfaces.cli.progressbar import ProgressBar
-from batchrun.surfaces.client import Client
+
+if TYPE_CHECKING:
+    from batchrun.surfaces.client import Client
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
