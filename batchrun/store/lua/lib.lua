@@ -56,11 +56,15 @@ end
 -- as the rest of a job's transition. Call emit_gathered(ctx, gathered) before the script returns.
 local EVENT_GROUP = 100
 local function gather(ctx, gathered, id, event, job, detail)
-    local name = event .. '\n' .. (job or '') .. '\n' .. (detail or '')
-    local group = gathered[name]
+    job, detail = job or '', detail or ''
+    local by_job = gathered[event] or {}
+    gathered[event] = by_job
+    local by_detail = by_job[job] or {}
+    by_job[job] = by_detail
+    local group = by_detail[detail]
     if not group then
         group = {event = event, job = job, detail = detail, ids = {}}
-        gathered[name] = group
+        by_detail[detail] = group
         gathered[#gathered + 1] = group
     end
     group.ids[#group.ids + 1] = id
