@@ -15,7 +15,7 @@ import orjson
 import redis
 
 from batchrun.ids import batch_job_id
-from batchrun.store.broker import translated
+from batchrun.store.translate import translated
 from batchrun.store.codec import text as _text
 from batchrun.store.keys import Keys
 

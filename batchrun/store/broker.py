@@ -2,22 +2,19 @@
 
 The worker, the supervisor and the client talk to Redis only through this
 class (reads for inspection live in inspection.py). redis-py's connection errors
-are translated here into RedisUnavailable, so callers handle one error type.
+are translated at this boundary (translate.py) into RedisUnavailable, so callers
+handle one error type; what it hands a worker and takes back is in records.py.
 """
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.commands.core import Script
-from redis.exceptions import RedisClusterException
 
-from batchrun.definitions.urls import redact
-from batchrun.errors import BrokerError, RedisUnavailable
+from batchrun.errors import BrokerError
 from batchrun.store.clients import is_cluster
 from batchrun.store.codec import text as _text
 from batchrun.store.durability import Durability
@@ -26,12 +23,15 @@ from batchrun.store.bulkcall import call_streamed
 from batchrun.store.leancall import LeanCaller
 from batchrun.store.leansubmit import EnqueueCalls
 from batchrun.store.packing import evalsha
+from batchrun.store.records import Failure, Fetched, WorkerFenced
 from batchrun.store.scripts import Scripts
+from batchrun.store.translate import translated
 
 if TYPE_CHECKING:
     from batchrun.definitions.config import Settings
 
-P = ParamSpec("P")
+__all__ = ["Broker", "Failure", "Fetched", "WorkerFenced", "translated"]
+
 R = TypeVar("R")
 
 WAKE_TOKEN_CAP = 1024
@@ -41,54 +41,6 @@ PURGE_CHUNK = 1000
 SWEEP_CHUNK = 1000
 FAIL_DEAD = 1
 FAIL_RETRYING = 2
-
-
-def translated(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn redis-py's connection errors into our own, at the boundary."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise RedisUnavailable(redact(f"Redis is unreachable: {exc}")) from exc
-        except (redis.RedisError, RedisClusterException) as exc:
-            raise BrokerError(redact(f"Redis refused {method.__name__}: {exc}")) from exc
-
-    return wrapper
-
-
-class WorkerFenced(Exception):
-    """This worker's heartbeat expired and its jobs were reclaimed: it must stop at once."""
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """A job as handed to a worker. `job` is empty for a queue entry with no record."""
-
-    id: str
-    job: str
-    params: bytes
-    attempts: int
-    crashes: int
-    failures: int
-    raw_id: bytes = b""
-
-    @property
-    def malformed(self) -> bool:
-        return not self.job
-
-
-@dataclass(frozen=True)
-class Failure:
-    """How an attempt failed. kind: 'retry' (retries may repeat it), 'final' (never retried),
-    or 'dead' (the job could not be run at all)."""
-
-    kind: str
-    error: str
-    traceback: str = ""
-    retries: int = 0
-    retry_at: float = 0.0
 
 
 class Broker:

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from batchrun.errors import JobNotFound, WaitTimeout
-from batchrun.store.broker import translated
+from batchrun.store.translate import translated
 from batchrun.store.codec import text as _text
 from batchrun.store.keys import Keys
 

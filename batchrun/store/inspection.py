@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import redis
 
-from batchrun.store.broker import translated
+from batchrun.store.translate import translated
 from batchrun.store.codec import text as _text
 from batchrun.store.hosts import by_host
 from batchrun.store.keys import Keys
