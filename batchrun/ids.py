@@ -25,11 +25,11 @@ def new_job_id() -> str:
 
 
 def new_job_ids(count: int) -> list[str]:
-    """`count` fresh ids for one bulk submit: one clock reading and one read of random bytes for all,
+    """`count` fresh ids for one bulk submit: one clock reading and one draw of random bits for all,
     a fifth of the cost of as many new_job_id() calls."""
     stamp = f"{time.time_ns() // 1_000_000:012x}"
-    random = secrets.token_hex(6 * count)
-    return [stamp + random[i:i + 12] for i in range(0, 12 * count, 12)]
+    digits = f"{_ids_random.getrandbits(48 * count):0{12 * count}x}"
+    return [stamp + digits[i:i + 12] for i in range(0, 12 * count, 12)]
 
 
 def is_job_id(text: str) -> bool:

@@ -8,8 +8,9 @@ server's own rate (`python -m bench --speed`, submit_bulk_100k_per_s).
 
 Every reply is read before this returns or raises, so the connection is never
 left with replies pending, and a submit still returns only after Redis holds
-its jobs. A NOSCRIPT reply (a restarted or flushed server) sends that call
-again as EVAL. A dropped connection sends every call again, with the client's
+its jobs. Calls are packed, and a NOSCRIPT reply (a restarted or flushed
+server) answered with the same call as EVAL, as a one-call submit does
+(packing.py). A dropped connection sends every call again, with the client's
 own Retry: the scripts used here skip what a call already did (enqueue_many
 skips existing ids, batch_enqueue applied chunks). The connection is the
 pool's own kind, so on a Sentinel-watched master a reconnect asks the
@@ -23,6 +24,8 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, ResponseError
+
+from batchrun.store.packing import as_eval, evalsha
 
 Call = tuple[Sequence[Any], Sequence[Any]]
 
@@ -45,16 +48,15 @@ def call_streamed(client: redis.Redis, script: Script, calls: Iterable[Call]) ->
 
 
 def _send_all(conn: Any, script: Script, calls: Iterable[Call]) -> list[Any]:
-    sent: list[Call] = []
+    sent: list[bytes] = []
     for keys, args in calls:
-        conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args),
-                                 check_health=not sent)
-        sent.append((keys, args))
+        packed = evalsha(script, keys, args)
+        conn.send_packed_command([packed], check_health=not sent)
+        sent.append(packed)
     replies = [_read(conn) for _ in sent]
     for index, reply in enumerate(replies):
         if isinstance(reply, NoScriptError):
-            keys, args = sent[index]
-            conn.send_command("EVAL", script.script, len(keys), *keys, *args)
+            conn.send_packed_command([as_eval(script, sent[index])], check_health=False)
             replies[index] = _read(conn)
     return replies
 
