@@ -13,7 +13,7 @@ from batchrun.definitions.inputs import STDIN, input_format, read_inputs
 from batchrun.errors import ExitCode, SubmitError, WaitTimeout
 from batchrun.surfaces import render
 from batchrun.surfaces.batches import Batch
-from batchrun.surfaces.cli.common import open_client, output
+from batchrun.surfaces.cli.common import open_client, output, print_read
 from batchrun.surfaces.progress import summary, watch
 
 
@@ -57,10 +57,7 @@ def _write_results(batch: Batch, path: str) -> int:
 
 
 def cmd_batches(args: argparse.Namespace) -> int:
-    with open_client(args) as client:
-        batches = client.batches.recent(args.limit)
-    output(batches, args.json, render.batches)
-    return ExitCode.OK
+    return print_read(args, lambda client: client.batches.recent(args.limit), render.batches)
 
 
 def wait_batch(args: argparse.Namespace) -> int:

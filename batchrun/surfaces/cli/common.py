@@ -9,6 +9,7 @@ import orjson
 
 from batchrun.definitions.config import Settings, load_settings
 from batchrun.definitions.durations import parse_duration
+from batchrun.errors import ExitCode
 
 if TYPE_CHECKING:
     from batchrun.surfaces.client import Client
@@ -29,6 +30,14 @@ def open_client(args: argparse.Namespace) -> Client:
 
 def output(data: Any, as_json: bool, as_text: Callable[[Any], str]) -> None:
     print(orjson.dumps(data).decode() if as_json else as_text(data), flush=True)
+
+
+def print_read(args: argparse.Namespace, read: Callable[[Client], Any], as_text: Callable[[Any], str]) -> int:
+    """A read-only command: one read through a client, printed as JSON (--json) or as text."""
+    with open_client(args) as client:
+        data = read(client)
+    output(data, args.json, as_text)
+    return ExitCode.OK
 
 
 def seconds(text: str) -> float:

@@ -6,14 +6,11 @@ import sys
 
 from batchrun.errors import ExitCode, SubmitError
 from batchrun.surfaces import render
-from batchrun.surfaces.cli.common import open_client, output
+from batchrun.surfaces.cli.common import open_client, print_read
 
 
 def cmd_dead(args: argparse.Namespace) -> int:
-    with open_client(args) as client:
-        jobs = client.dead(args.limit)
-    output(jobs, args.json, render.dead)
-    return ExitCode.OK
+    return print_read(args, lambda client: client.dead(args.limit), render.dead)
 
 
 def cmd_requeue(args: argparse.Namespace) -> int:

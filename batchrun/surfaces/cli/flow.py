@@ -5,14 +5,11 @@ import argparse
 
 from batchrun.errors import ExitCode
 from batchrun.surfaces import render
-from batchrun.surfaces.cli.common import open_client, output
+from batchrun.surfaces.cli.common import open_client, print_read
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
-    with open_client(args) as client:
-        schedules = client.schedules()
-    output(schedules, args.json, render.schedules)
-    return ExitCode.OK
+    return print_read(args, lambda client: client.schedules(), render.schedules)
 
 
 def cmd_pause(args: argparse.Namespace) -> int:

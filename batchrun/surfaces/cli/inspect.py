@@ -7,21 +7,15 @@ import sys
 from batchrun.definitions.registry import load_registry
 from batchrun.errors import ExitCode
 from batchrun.surfaces import render
-from batchrun.surfaces.cli.common import open_client, output, settings_for
+from batchrun.surfaces.cli.common import open_client, output, print_read, settings_for
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with open_client(args) as client:
-        status = client.status()
-    output(status, args.json, render.status)
-    return ExitCode.OK
+    return print_read(args, lambda client: client.status(), render.status)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with open_client(args) as client:
-        info = client.job(args.job_id)
-    output(info, args.json, render.job)
-    return ExitCode.OK
+    return print_read(args, lambda client: client.job(args.job_id), render.job)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
