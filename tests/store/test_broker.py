@@ -4,20 +4,12 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 
 from batchrun.ids import new_job_id
 from batchrun.store.broker import FAIL_DEAD, Broker, Failure, WorkerFenced
 
 pytestmark = pytest.mark.timeout(30)
 QUEUES = ["high", "default", "low"]
-
-
-@pytest.fixture
-def broker(redis_url: str, namespace: str):
-    client = redis.Redis.from_url(redis_url)
-    yield Broker(client, namespace, result_ttl_s=60)
-    client.close()
 
 
 def _enqueue(broker: Broker, queue: str = "default", job: str = "noop") -> str:

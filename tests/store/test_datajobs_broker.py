@@ -3,20 +3,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
-import redis
 
 from batchrun.ids import new_job_id
 from batchrun.store.broker import Broker, Failure
 from batchrun.store.inspection import Inspector
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def broker(redis_url: str, namespace: str):
-    client = redis.Redis.from_url(redis_url)
-    yield Broker(client, namespace, result_ttl_s=60)
-    client.close()
 
 
 def _running(broker: Broker, worker: str) -> tuple[str, int]:

@@ -4,19 +4,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-import redis
 
 from batchrun.ids import new_job_id
 from batchrun.store.broker import Broker, Failure
 
 QUEUES = ["high", "default", "low"]
-
-
-@pytest.fixture
-def broker(redis_url: str, namespace: str):
-    client = redis.Redis.from_url(redis_url)
-    yield Broker(client, namespace, result_ttl_s=60)
-    client.close()
 
 
 def _fire(broker: Broker, due: float, **kwargs) -> int:

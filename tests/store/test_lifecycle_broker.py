@@ -17,19 +17,12 @@ import redis
 
 from batchrun.ids import new_job_id
 from batchrun.store.broker import FAIL_DEAD, FAIL_RETRYING, Broker, Failure
+from tests.store.conftest import RESULT_TTL_S
 from tests.support.project import wait_for
 
 QUEUES = ["high", "default", "low"]
 FALLBACK = "high"
-RESULT_TTL_S = 60
 EVENT_FIELDS = ["id", "event", "job", "ts", "detail"]
-
-
-@pytest.fixture
-def broker(redis_url: str, namespace: str):
-    client = redis.Redis.from_url(redis_url)
-    yield Broker(client, namespace, result_ttl_s=RESULT_TTL_S)
-    client.close()
 
 
 # --- helpers: a fake worker and readers of the namespace's keys ------------
