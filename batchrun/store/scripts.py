@@ -9,6 +9,7 @@ restarted Redis is handled transparently.
 """
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -30,7 +31,38 @@ def _read(name: str) -> str:
 
 @cache
 def source(name: str) -> str:
-    return _read("lib") + _read(name) if name in JOB_STATE else _read(name)
+    return _lib_for(_read(name)) + _read(name) if name in JOB_STATE else _read(name)
+
+
+_DEFINITION = re.compile(r"^local (?:function )?(\w+)", re.M)
+_NAME = re.compile(r"\w+")
+_NOT_CODE = re.compile(r"--[^\n]*|'[^'\n]*'")  # comments and quoted strings name no definition
+
+
+def _names(lua: str) -> set[str]:
+    return set(_NAME.findall(_NOT_CODE.sub(" ", lua)))
+
+
+def _lib_for(script: str) -> str:
+    """The definitions of lib.lua that `script` uses, directly or through each other, in lib.lua's order.
+    A call runs the whole prelude each time, making a closure per function: the full lib cost enqueue.lua
+    a tenth of its server time (callgrind, instructions per call)."""
+    chunks = _lib_chunks()
+    wanted, todo = set(), _names(script) & chunks.keys()
+    while todo:
+        name = todo.pop()
+        wanted.add(name)
+        todo |= (_names(chunks[name]) & chunks.keys()) - wanted
+    return "".join(text for name, text in chunks.items() if name in wanted)
+
+
+@cache
+def _lib_chunks() -> dict[str, str]:
+    """lib.lua's top-level definitions by name, each running to the next (so with the comment above that one)."""
+    text = _read("lib")
+    starts = list(_DEFINITION.finditer(text))
+    ends = [m.start() for m in starts[1:]] + [len(text)]
+    return {m[1]: text[m.start():end] for m, end in zip(starts, ends)}
 
 
 class Scripts:

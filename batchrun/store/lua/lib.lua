@@ -47,8 +47,15 @@ local function emit_all(ctx, ids, event, job, detail)
     end
 end
 
+-- emit_all for one job, without the table of ids: most scripts emit for a single job.
 local function emit(ctx, id, event, job, detail)
-    emit_all(ctx, {id}, event, job, detail)
+    if ctx.cap <= 0 then
+        return
+    end
+    local key = ctx.prefix .. 'events'
+    redis.call('XADD', key, 'MAXLEN', '~', ctx.cap, '*',
+        'id', id, 'event', event, 'job', job or '', 'ts', ctx.now, 'detail', detail or '')
+    publish(ctx, key, id, event, job, detail)
 end
 
 -- Events of a loop over many jobs, gathered by (event, job name, detail) so that one stream entry
