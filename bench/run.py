@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from bench import batches, cpu, datajobs, flow, footprint, hosts, latency, recovery, replicas, speed, throughput
+from bench import (batches, cpu, datajobs, flow, footprint, hosts, instructions, latency, recovery, replicas, speed,
+                   throughput)
 from bench.harness import redis_server, summary
 
 RESULTS = Path(__file__).parent / "results"
@@ -124,14 +125,39 @@ def table(runs: list[dict[str, float]], workers: int) -> tuple[str, dict[str, An
     return "\n".join(lines), summaries
 
 
+def count_instructions(out: Path | None) -> int:
+    """Deterministic counts need no repeats: one run, printed and written like the other figures."""
+    if not instructions.available():
+        print("--instructions needs valgrind (Debian: apt-get install valgrind)", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="batchrun-bench-") as tmp:
+        figures = instructions.measure(Path(tmp))
+    print(instructions.table(figures))
+    write(out, {"instructions": figures, "seconds": time.monotonic() - started})
+    return 0
+
+
+def write(out: Path | None, document: dict[str, Any]) -> Path:
+    out = out or RESULTS / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    print(f"\nfigures written to {out} ({document['seconds']:.0f}s)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test for CI")
     parser.add_argument("--workers", type=int, default=2, help="workers for the multi-worker figures")
     parser.add_argument("--repeat", type=int, help="runs per figure (default 3, or 1 with --quick)")
     parser.add_argument("--speed", action="store_true", help="only the speed figures beside their ceilings")
+    parser.add_argument("--instructions", action="store_true",
+                        help="only the server's instructions per job, counted by valgrind (bench/instructions.py)")
     parser.add_argument("--out", type=Path, help="JSON file to write (default bench/results/<time>.json)")
     args = parser.parse_args(argv)
+    if args.instructions:
+        return count_instructions(args.out)
     repeat = args.repeat or (1 if args.quick else 3)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="batchrun-bench-") as tmp, redis_server(Path(tmp)) as url:
@@ -143,10 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"\nspeed beside ceilings measured in the same run ({len(runs)} run(s), medians)\n")
     print(speed.table(runs))
-    out = args.out or RESULTS / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps({"workers": args.workers, "quick": args.quick, "cpus": os.cpu_count(),
-                                  "seconds": time.monotonic() - started, "runs": runs, "summary": summaries},
-                                 option=orjson.OPT_INDENT_2))
-    print(f"\nfigures written to {out} ({time.monotonic() - started:.0f}s)")
+    write(args.out, {"workers": args.workers, "quick": args.quick, "cpus": os.cpu_count(),
+                     "seconds": time.monotonic() - started, "runs": runs, "summary": summaries})
     return 0
