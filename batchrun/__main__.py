@@ -13,6 +13,7 @@ def run() -> int:
     try:
         from batchrun.store.deferred import defer
         defer("importlib.metadata")  # only in processes the command owns: see store/deferred.py
+        defer("redis.asyncio")
         from batchrun.surfaces.cli import main
     finally:
         gc.freeze()

