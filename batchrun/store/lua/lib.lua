@@ -1,4 +1,5 @@
--- lib.lua: helpers shared by the job-state scripts; scripts.py puts this file in front of each of them.
+-- lib.lua: helpers shared by the job-state scripts; scripts.py puts in front of each script the
+-- definitions it uses, found by name (so each top-level definition starts a line with `local`).
 --
 -- Redis runs every script on its own, so shared code is prepended rather than
 -- imported. Every script that uses these helpers takes the same first three
