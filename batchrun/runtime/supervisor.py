@@ -1,7 +1,7 @@
 """The supervisor: forks one worker per CPU, reaps and replaces them, reclaims their jobs, stops cleanly.
 
-Modelled on gunicorn's arbiter. Signal handlers only record the signal (and
-Python's wake-up fd interrupts the loop's sleep); the loop does all the work,
+Modelled on gunicorn's arbiter. Signal handlers only record the signal (inbox.py,
+whose wake-up pipe interrupts the loop's sleep); the loop does all the work,
 one short method per verb: handle signals, reap the dead, reclaim their jobs,
 vouch for the living (liveness.py), start the missing. Workers are reaped by
 pid, never with waitpid(-1), so other children of this process are left alone.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import signal
 import socket
 import secrets
@@ -30,6 +29,7 @@ from batchrun.definitions.registry import Registry
 from batchrun.errors import BatchrunError, ExitCode, RedisUnavailable
 from batchrun.runtime.childproc import signal_process
 from batchrun.runtime.exits import describe_exit
+from batchrun.runtime.inbox import SignalInbox
 from batchrun.runtime.liveness import Liveness, process_gone
 from batchrun.runtime.scheduler import Scheduler
 from batchrun.runtime.slots import Slots
@@ -97,7 +97,7 @@ class Supervisor:
         self.inspector = Inspector(self.connection.client, self.settings.namespace)
         self.children: dict[int, Child] = {}
         self.places = [Place() for _ in range(self.workers)]
-        self.signals: list[int] = []
+        self.inbox = SignalInbox(HANDLED_SIGNALS)
         self.stop: Stop | None = None
         self.exit_code = ExitCode.OK
         self.boot_failures = 0
@@ -112,13 +112,12 @@ class Supervisor:
         self.cancel_requests: set[str] = set()
         self.next_promote = 0.0
         self.scheduler = Scheduler(self.broker, self.inspector, self.registry)
-        self.wakeup_r, self.wakeup_w = os.pipe()
         self.last_tick = 0.0  # time.monotonic() of the last tick; /healthz reads it from another thread
-        self.release_in_child.append(self._close_wakeup_pipe)
+        self.release_in_child.append(self.inbox.close)
 
     def run(self) -> int:
         log.info("supervisor %s starting %d workers on queues %s", self.id, self.workers, ", ".join(self.settings.queues))
-        previous = self._install_signals()
+        self.inbox.install()
         self.adopt_orphans()
         if not self.until_empty:
             self.spawn_missing()  # before the first tick: its housekeeping then runs while the workers boot
@@ -127,10 +126,8 @@ class Supervisor:
                 self.tick()
                 self._sleep()
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            signal.set_wakeup_fd(-1)
-            self._close_wakeup_pipe()
+            self.inbox.restore()
+            self.inbox.close()
         log.info("supervisor %s stopped", self.id)
         return self.exit_code
 
@@ -160,14 +157,6 @@ class Supervisor:
 
     # --- signals -----------------------------------------------------------
 
-    def _install_signals(self) -> dict[int, object]:
-        os.set_blocking(self.wakeup_w, False)
-        signal.set_wakeup_fd(self.wakeup_w, warn_on_full_buffer=False)
-        return {s: signal.signal(s, self._record_signal) for s in HANDLED_SIGNALS}
-
-    def _record_signal(self, signum: int, frame: object) -> None:
-        self.signals.append(signum)
-
     def _sleep(self) -> None:
         """Until the next step due. While stopping, promote and the scheduler no longer run (their due
         times stay in the past), so only the heartbeats and the sweep count."""
@@ -176,26 +165,10 @@ class Supervisor:
         if self.stop is None:
             due += [self.next_promote - now, self.scheduler.seconds_until_due()]
         timeout = UNTIL_EMPTY_TICK_S if self.until_empty or self.stop else self.settings.promote_interval_s
-        timeout = max(0.0, min(timeout, *due))
-        if self.signals:
-            return
-        ready, _, _ = select.select([self.wakeup_r], [], [], timeout)
-        if ready:
-            try:
-                os.read(self.wakeup_r, 4096)
-            except BlockingIOError:
-                pass
-
-    def _close_wakeup_pipe(self) -> None:
-        for fd in (self.wakeup_r, self.wakeup_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self.inbox.wait(max(0.0, min(timeout, *due)))
 
     def handle_signals(self) -> None:
-        while self.signals:
-            signum = self.signals.pop(0)
+        for signum in self.inbox.take():
             if signum in (signal.SIGTERM, signal.SIGINT):
                 self.request_stop(signal.Signals(signum).name)
 
