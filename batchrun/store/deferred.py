@@ -4,9 +4,9 @@
   a supervisor's start-up): redis-py imports it only to look up its own
   version for the CLIENT SETINFO it sends on each new connection. batchrun's
   clients give it that version (store/clients.py).
-- redis.asyncio (redis-py's asyncio client, about 65 ms of `import redis`'s
-  145 ms on a slow machine): redis/__init__.py imports it unconditionally, and
-  no batchrun process uses it.
+- redis.asyncio (redis-py's asyncio client, 4% of the instructions `batchrun
+  --help` runs, by callgrind): redis/__init__.py imports it unconditionally,
+  and no batchrun process uses it.
 
 Until something uses such a module, sys.modules holds a module made from the
 real spec but not yet run: the first attribute asked of it that it lacks runs
