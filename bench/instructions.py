@@ -3,8 +3,8 @@
 Timings on these VMs swing by 2x between sessions and by 5x within one (how
 the VM places client and server), so a change of a few percent in a script's
 cost cannot be seen in jobs/s. callgrind counts the instructions the server
-executes, which repeat exactly for the same commands, whatever else the
-machine does. The server is the embedded Valkey binary started as the
+executes, which repeat for the same commands whatever else the machine does
+(within 0.3%: the server's timers run too). The server is the embedded Valkey binary started as the
 embedded server starts it (AOF on, fsync every second), so the counts include
 writing each change to the AOF. Each figure is counted between a zeroing and a
 dump of callgrind's counters, around one phase of work; the ceilings of the
