@@ -114,19 +114,18 @@ local function move(queue, want)
         return 0, true
     end
     redis.call('LTRIM', queue, #ids, -1)
-    local moved, count = {}, 0
+    local moved = {}
     for _, id in ipairs(ids) do
         local job = take(id, true, gathered)
         if job then
             add(job)
             moved[#moved + 1] = id
-            count = count + 1
         end
     end
     if #moved > 0 then
         redis.call('RPUSH', KEYS[1], unpack(moved))
     end
-    return count, #ids < want
+    return #moved, #ids < want
 end
 
 local count = 0
