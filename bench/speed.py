@@ -75,22 +75,28 @@ def pipeline_ceiling(url: str, jobs: int) -> float:
     """Jobs/s of HSET (the fields a queued job has) + RPUSH per job, through bare pipelines."""
     client = redis.Redis.from_url(url)
     prefix = f"bench-ceiling:{secrets.token_hex(4)}:"
-    now = time.time()
     try:
         started = time.perf_counter()
-        for start in range(0, jobs, PIPELINE_CHUNK):
-            with client.pipeline(transaction=False) as pipe:
-                for i in range(start, min(jobs, start + PIPELINE_CHUNK)):
-                    job_id = f"{i:026d}"
-                    pipe.hset(prefix + job_id, mapping={"job": "noop", "params": "{}", "queue": "default",
-                                                        "state": "queued", "enqueued_at": now})
-                    pipe.rpush(prefix + "queue", job_id)
-                pipe.execute()
+        ceiling_writes(client, prefix, jobs)
         return jobs / (time.perf_counter() - started)
     finally:
         for batch in _chunks(list(client.scan_iter(match=prefix + "*", count=10_000)), 10_000):
             client.delete(*batch)
         client.close()
+
+
+def ceiling_writes(client: redis.Redis, prefix: str, jobs: int) -> None:
+    """The bulk ceiling's writes: HSET of a queued job's fields and RPUSH of its id, per job, through bare
+    pipelines of PIPELINE_CHUNK jobs (bench/instructions.py counts the same writes)."""
+    now = time.time()
+    for start in range(0, jobs, PIPELINE_CHUNK):
+        with client.pipeline(transaction=False) as pipe:
+            for i in range(start, min(jobs, start + PIPELINE_CHUNK)):
+                job_id = f"{i:026d}"
+                pipe.hset(prefix + job_id, mapping={"job": "noop", "params": "{}", "queue": "default",
+                                                    "state": "queued", "enqueued_at": now})
+                pipe.rpush(prefix + "queue", job_id)
+            pipe.execute()
 
 
 def drain_with_server_time(workdir: Path, url: str, jobs: int, workers: int) -> dict[str, float]:
